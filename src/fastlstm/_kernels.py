@@ -1,0 +1,439 @@
+"""The compiled arithmetic of fastlstm: arrays and scalars in, arrays out.
+
+Nothing here knows about cells, validation or user input; `_runner` prepares
+plain C-contiguous arrays and calls :func:`lstm_layer`.
+
+Data path of one layer call::
+
+    rows sorted by length -> blocks of rows -> workers (prange) -> per block,
+    per step: A = [x_t, h_prev] ; G = bias + A @ kernel ; gate math ; (projection)
+
+Each output element is computed by one fixed sequence of floating-point
+operations that depends only on the weights' shapes, never on which rows share
+its block, how many rows are still running or how many threads there are: that
+is what makes results bitwise independent of the batch and of the thread count.
+"""
+
+from __future__ import annotations
+
+import types as pytypes
+
+import numpy as np
+from numba import njit, prange, types
+from numba.extending import overload
+
+from ._config import KERNEL_OPTIONS
+
+# Activation codes understood by the kernels (see activations.py for the names).
+TANH, RELU, SIGMOID, LINEAR, SOFTSIGN, ELU, HARD_SIGMOID, RELU6, SELU, SWISH = range(10)
+CUSTOM = -1
+
+# float32 tanh: Eigen's rational approximation (the one TensorFlow's CPU kernels
+# use), |error| < 3e-7 over the real line; plain arithmetic, so it vectorises.
+_F32_TANH_CLAMP = np.float32(7.90531110763549805)
+_F32_ALPHA = tuple(
+    np.float32(a)
+    for a in (
+        -2.76076847742355e-16,
+        2.00018790482477e-13,
+        -8.60467152213735e-11,
+        5.12229709037114e-08,
+        1.48572235717979e-05,
+        6.37261928875436e-04,
+        4.89352455891786e-03,
+    )
+)
+_F32_BETA = tuple(
+    np.float32(b)
+    for b in (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.89352518554385e-03)
+)
+_A13, _A11, _A9, _A7, _A5, _A3, _A1 = _F32_ALPHA
+_B6, _B4, _B2, _B0 = _F32_BETA
+_F32_HALF = np.float32(0.5)
+
+
+def tanh(x):
+    """tanh in the precision of ``x`` (rational approximation for float32)."""
+    return np.tanh(x)
+
+
+@overload(tanh, jit_options={"fastmath": set(KERNEL_OPTIONS["fastmath"])})
+def _tanh_overload(x):
+    if x == types.float32:
+
+        def tanh_f32(x):
+            x = _F32_TANH_CLAMP if x > _F32_TANH_CLAMP else x
+            x = -_F32_TANH_CLAMP if x < -_F32_TANH_CLAMP else x
+            x2 = x * x
+            p = _A13
+            p = p * x2 + _A11
+            p = p * x2 + _A9
+            p = p * x2 + _A7
+            p = p * x2 + _A5
+            p = p * x2 + _A3
+            p = p * x2 + _A1
+            q = _B6
+            q = q * x2 + _B4
+            q = q * x2 + _B2
+            q = q * x2 + _B0
+            return (x * p) / q
+
+        return tanh_f32
+    return lambda x: np.tanh(x)
+
+
+def sigmoid(x):
+    """Logistic sigmoid as 0.5 * tanh(0.5 x) + 0.5 in the precision of ``x``."""
+    return 0.5 * np.tanh(0.5 * x) + 0.5
+
+
+@overload(sigmoid, jit_options={"fastmath": set(KERNEL_OPTIONS["fastmath"])})
+def _sigmoid_overload(x):
+    if x == types.float32:
+        return lambda x: _F32_HALF * tanh(_F32_HALF * x) + _F32_HALF
+    return lambda x: 0.5 * tanh(0.5 * x) + 0.5
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def activate(code, x):
+    """Apply the built-in activation ``code`` to the scalar ``x``."""
+    zero = x * 0
+    one = zero + 1
+    if code == TANH:
+        return tanh(x)
+    if code == RELU:
+        return x if x > zero else zero
+    if code == SIGMOID:
+        return sigmoid(x)
+    if code == LINEAR:
+        return x
+    if code == SOFTSIGN:
+        return x / (one + abs(x))
+    if code == ELU:
+        return x if x > zero else np.expm1(x)
+    if code == HARD_SIGMOID:
+        y = x * 0.2 + 0.5
+        y = one if y > one else y
+        return zero if y < zero else y
+    if code == RELU6:
+        y = x if x > zero else zero
+        return one * 6 if y > 6 else y
+    if code == SELU:
+        scale = one * 1.0507009873554804934193349852946
+        alpha = one * 1.6732632423543772848170429916717
+        return scale * x if x > zero else scale * alpha * np.expm1(x)
+    if code == SWISH:
+        return x * sigmoid(x)
+    return x + np.nan
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _axpy8(g, a, w0, w1, w2, w3, w4, w5, w6, w7):
+    """g += a[0] * w0 + ... + a[7] * w7, summed left to right (FMA chain)."""
+    a0 = a[0]
+    a1 = a[1]
+    a2 = a[2]
+    a3 = a[3]
+    a4 = a[4]
+    a5 = a[5]
+    a6 = a[6]
+    a7 = a[7]
+    for n in range(g.shape[0]):
+        g[n] = (
+            g[n]
+            + a0 * w0[n]
+            + a1 * w1[n]
+            + a2 * w2[n]
+            + a3 * w3[n]
+            + a4 * w4[n]
+            + a5 * w5[n]
+            + a6 * w6[n]
+            + a7 * w7[n]
+        )
+
+
+@njit(**KERNEL_OPTIONS)
+def matmul_accumulate(a, n_rows, w, g, column_tile):
+    """``g[:n_rows] += a[:n_rows] @ w`` with a fixed summation order per element.
+
+    Columns are tiled so a tile of ``w`` stays in cache while every row of the
+    block uses it; within a tile, eight rows of ``w`` are applied per pass over
+    a row of ``g`` (contiguous, vectorised along the columns).
+    """
+    depth = a.shape[1]
+    width = w.shape[1]
+    for n0 in range(0, width, column_tile):
+        n1 = n0 + column_tile if n0 + column_tile < width else width
+        k = 0
+        while k + 8 <= depth:
+            w0 = w[k, n0:n1]
+            w1 = w[k + 1, n0:n1]
+            w2 = w[k + 2, n0:n1]
+            w3 = w[k + 3, n0:n1]
+            w4 = w[k + 4, n0:n1]
+            w5 = w[k + 5, n0:n1]
+            w6 = w[k + 6, n0:n1]
+            w7 = w[k + 7, n0:n1]
+            for r in range(n_rows):
+                _axpy8(g[r, n0:n1], a[r, k : k + 8], w0, w1, w2, w3, w4, w5, w6, w7)
+            k += 8
+        while k < depth:
+            w0 = w[k, n0:n1]
+            for r in range(n_rows):
+                gr = g[r, n0:n1]
+                ak = a[r, k]
+                for n in range(gr.shape[0]):
+                    gr[n] = gr[n] + ak * w0[n]
+            k += 1
+
+
+@njit(**KERNEL_OPTIONS)
+def lstm_gates(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
+    """Turn pre-activations ``g`` (gate blocks i, j, f, o) into new ``c`` and ``m``.
+
+    ``c`` holds the previous cell state on entry and the new one on exit;
+    ``m = act(c_new) * sigmoid(o)`` (before any projection).
+    """
+    units = c.shape[1]
+    w_i = peepholes[0]
+    w_f = peepholes[1]
+    w_o = peepholes[2]
+    for r in range(n_rows):
+        gi = g[r, 0:units]
+        gj = g[r, units : 2 * units]
+        gf = g[r, 2 * units : 3 * units]
+        go = g[r, 3 * units : 4 * units]
+        cr = c[r]
+        mr = m[r]
+        if act_code == TANH and not use_peepholes:
+            for u in range(units):
+                cu = cr[u] * sigmoid(gf[u] + forget_bias) + sigmoid(gi[u]) * tanh(gj[u])
+                cu = cell_clip if cu > cell_clip else cu
+                cu = -cell_clip if cu < -cell_clip else cu
+                cr[u] = cu
+                mr[u] = tanh(cu) * sigmoid(go[u])
+        elif act_code == TANH:
+            for u in range(units):
+                cp = cr[u]
+                cu = sigmoid(gf[u] + forget_bias + w_f[u] * cp) * cp + sigmoid(
+                    gi[u] + w_i[u] * cp
+                ) * tanh(gj[u])
+                cu = cell_clip if cu > cell_clip else cu
+                cu = -cell_clip if cu < -cell_clip else cu
+                cr[u] = cu
+                mr[u] = sigmoid(go[u] + w_o[u] * cu) * tanh(cu)
+        else:
+            for u in range(units):
+                cp = cr[u]
+                f_in = gf[u] + forget_bias
+                i_in = gi[u]
+                if use_peepholes:
+                    f_in = f_in + w_f[u] * cp
+                    i_in = i_in + w_i[u] * cp
+                cu = sigmoid(f_in) * cp + sigmoid(i_in) * activate(act_code, gj[u])
+                cu = cell_clip if cu > cell_clip else cu
+                cu = -cell_clip if cu < -cell_clip else cu
+                cr[u] = cu
+                o_in = go[u] + w_o[u] * cu if use_peepholes else go[u]
+                mr[u] = sigmoid(o_in) * activate(act_code, cu)
+
+
+@njit(**KERNEL_OPTIONS)
+def run_block(
+    rows,
+    x,
+    x_batch_stride,
+    x_time_stride,
+    max_time,
+    lengths,
+    kernel,
+    bias,
+    scalars,
+    peepholes,
+    use_peepholes,
+    projection,
+    use_projection,
+    act_code,
+    reverse,
+    column_tile,
+    c0,
+    h0,
+    out,
+    out_batch_stride,
+    out_time_stride,
+    c_final,
+    h_final,
+):
+    """Run the rows ``rows`` (sorted by decreasing length) through every step.
+
+    ``x`` and ``out`` are 2-D views ``[batch * max_time, depth]``; step ``t`` of
+    row ``b`` is line ``b * batch_stride + t * time_stride`` (this covers both
+    batch-major and time-major layouts without a copy).  Rows retire as their
+    lengths run out; the padding of ``out`` past each length is set to zero.
+    """
+    n = rows.shape[0]
+    depth = x.shape[1]
+    units = c0.shape[1]
+    out_depth = h0.shape[1]
+    forget_bias = scalars[0]
+    cell_clip = scalars[1]
+    proj_clip = scalars[2]
+    a = np.empty((n, depth + out_depth), dtype=kernel.dtype)
+    g = np.empty((n, 4 * units), dtype=kernel.dtype)
+    c = np.empty((n, units), dtype=kernel.dtype)
+    m = np.empty((n, units), dtype=kernel.dtype)
+    p = np.empty((n, out_depth), dtype=kernel.dtype)
+    for r in range(n):
+        c[r] = c0[rows[r]]
+        a[r, depth:] = h0[rows[r]]
+    active = n
+    steps = lengths[rows[0]] if n > 0 else 0
+    for t in range(steps):
+        while active > 0 and lengths[rows[active - 1]] <= t:
+            active -= 1
+        for r in range(active):
+            b = rows[r]
+            tt = lengths[b] - 1 - t if reverse else t
+            a[r, :depth] = x[b * x_batch_stride + tt * x_time_stride]
+            g[r] = bias
+        matmul_accumulate(a, active, kernel, g, column_tile)
+        lstm_gates(g, active, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code)
+        if use_projection:
+            p[:active] = 0
+            matmul_accumulate(m, active, projection, p, column_tile)
+            for r in range(active):
+                pr = p[r]
+                for q in range(out_depth):
+                    v = pr[q]
+                    v = proj_clip if v > proj_clip else v
+                    pr[q] = -proj_clip if v < -proj_clip else v
+        else:
+            p[:active] = m[:active]
+        for r in range(active):
+            b = rows[r]
+            tt = lengths[b] - 1 - t if reverse else t
+            a[r, depth:] = p[r]
+            out[b * out_batch_stride + tt * out_time_stride] = p[r]
+    for r in range(n):
+        b = rows[r]
+        c_final[b] = c[r]
+        h_final[b] = a[r, depth:]
+        for t in range(lengths[b], max_time):
+            out[b * out_batch_stride + t * out_time_stride] = 0
+
+
+@njit(parallel=True, **KERNEL_OPTIONS)
+def lstm_layer(
+    x,
+    x_batch_stride,
+    x_time_stride,
+    max_time,
+    lengths,
+    order,
+    block_ptr,
+    worker_ptr,
+    worker_blocks,
+    kernel,
+    bias,
+    scalars,
+    peepholes,
+    use_peepholes,
+    projection,
+    use_projection,
+    act_code,
+    reverse,
+    column_tile,
+    c0,
+    h0,
+    out,
+    out_batch_stride,
+    out_time_stride,
+    c_final,
+    h_final,
+):
+    """Run one LSTM layer over a batch; each prange task is one worker's blocks.
+
+    ``order`` lists the rows by decreasing length; block ``k`` is
+    ``order[block_ptr[k]:block_ptr[k + 1]]``; worker ``w`` runs the blocks
+    ``worker_blocks[worker_ptr[w]:worker_ptr[w + 1]]``.
+    """
+    for worker in prange(worker_ptr.shape[0] - 1):
+        for i in range(worker_ptr[worker], worker_ptr[worker + 1]):
+            blk = worker_blocks[i]
+            run_block(
+                order[block_ptr[blk] : block_ptr[blk + 1]],
+                x,
+                x_batch_stride,
+                x_time_stride,
+                max_time,
+                lengths,
+                kernel,
+                bias,
+                scalars,
+                peepholes,
+                use_peepholes,
+                projection,
+                use_projection,
+                act_code,
+                reverse,
+                column_tile,
+                c0,
+                h0,
+                out,
+                out_batch_stride,
+                out_time_stride,
+                c_final,
+                h_final,
+            )
+
+
+@njit(**KERNEL_OPTIONS)
+def schedule_blocks(block_costs, n_workers):
+    """Longest-processing-time-first assignment of blocks to workers.
+
+    Returns ``(worker_ptr, worker_blocks)``: worker ``w`` runs
+    ``worker_blocks[worker_ptr[w]:worker_ptr[w + 1]]``.
+    """
+    n_blocks = block_costs.shape[0]
+    by_cost = np.argsort(-block_costs, kind="mergesort")
+    load = np.zeros(n_workers, dtype=np.int64)
+    owner = np.empty(n_blocks, dtype=np.int64)
+    for i in range(n_blocks):
+        best = 0
+        for w in range(1, n_workers):
+            if load[w] < load[best]:
+                best = w
+        owner[by_cost[i]] = best
+        load[best] += block_costs[by_cost[i]]
+    counts = np.zeros(n_workers + 1, dtype=np.int64)
+    for blk in range(n_blocks):
+        counts[owner[blk] + 1] += 1
+    worker_ptr = np.cumsum(counts)
+    fill = worker_ptr[:-1].copy()
+    worker_blocks = np.empty(n_blocks, dtype=np.int64)
+    for blk in range(n_blocks):
+        worker_blocks[fill[owner[blk]]] = blk
+        fill[owner[blk]] += 1
+    return worker_ptr, worker_blocks
+
+
+def specialise_for_activation(user_activation):
+    """Compile a private copy of :func:`lstm_layer` that applies ``user_activation``.
+
+    ``user_activation`` is a numba-compiled scalar function.  The copy replaces
+    the global ``activate`` seen by the gate math with a call to it (run with
+    ``act_code=CUSTOM``); it is compiled on first use and not cached on disk.
+    """
+    namespace = dict(globals())
+
+    @njit(inline="always", **KERNEL_OPTIONS)
+    def call_user_activation(code, x):
+        return user_activation(x)
+
+    namespace["activate"] = call_user_activation
+    options = {**KERNEL_OPTIONS, "cache": False}
+    for name, parallel in (("lstm_gates", False), ("run_block", False), ("lstm_layer", True)):
+        py_func = globals()[name].py_func
+        clone = pytypes.FunctionType(py_func.__code__, namespace, name, py_func.__defaults__)
+        namespace[name] = njit(parallel=parallel, **options)(clone)
+    return namespace["lstm_layer"]

@@ -1,0 +1,56 @@
+"""The ``fastlstm`` command: ``demo`` and ``bench``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import numba
+
+    from .demo import run_demo
+
+    if args.threads:
+        numba.set_num_threads(args.threads)
+    result = run_demo(args.batch, args.max_time, args.input_size, args.num_units, args.repeats)
+    return 0 if result["max_abs_error"] < 1e-5 else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fastlstm",
+        description="TensorFlow 1 LSTMs on the CPU with numba.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo",
+        help="score a built-in synthetic batch; print sequences/s, GFLOP/s and the error vs numpy",
+    )
+    demo.add_argument("--batch", type=int, default=1024)
+    demo.add_argument("--max-time", type=int, default=100)
+    demo.add_argument("--input-size", type=int, default=64)
+    demo.add_argument("--num-units", type=int, default=128)
+    demo.add_argument("--repeats", type=int, default=5)
+    demo.add_argument("--threads", type=int, default=0, help="numba threads (default: all cores)")
+    demo.set_defaults(run=_demo)
+
+    commands.add_parser(
+        "bench",
+        help="side-by-side comparison with PyTorch, ONNX Runtime, TensorFlow and numpy "
+        "(options: fastlstm bench --help)",
+        add_help=False,
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``fastlstm`` console script and ``python -m fastlstm``."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        from .bench import main as bench_main
+
+        return bench_main(argv[1:]) or 0
+    args = build_parser().parse_args(argv)
+    return args.run(args)

@@ -1,0 +1,89 @@
+"""Slow, obviously-correct numpy evaluation of TensorFlow 1's LSTM formulas.
+
+One row at a time, one step at a time, in float64 with numpy's own functions:
+the yardstick every kernel result is compared with. It shares no code with
+fastlstm (the golden files from real TensorFlow check it in turn).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+ACTIVATIONS = {
+    "tanh": np.tanh,
+    "relu": lambda x: np.maximum(x, 0.0),
+    "sigmoid": _sigmoid,
+    "linear": lambda x: x,
+    "softsign": lambda x: x / (1.0 + np.abs(x)),
+    "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
+    "hard_sigmoid": lambda x: np.clip(0.2 * x + 0.5, 0.0, 1.0),
+    "relu6": lambda x: np.clip(x, 0.0, 6.0),
+    "selu": lambda x: 1.0507009873554805
+    * np.where(x > 0, x, 1.6732632423543772 * np.expm1(np.minimum(x, 0.0))),
+    "swish": lambda x: x * _sigmoid(x),
+}
+
+
+def lstm_step(x, c, h, kernel, bias, forget_bias=1.0, activation="tanh", peepholes=None,
+              cell_clip=None, projection=None, proj_clip=None):
+    """One step of TF's LSTMCell (BasicLSTMCell when the extras are None) for one row."""
+    act = ACTIVATIONS[activation] if isinstance(activation, str) else activation
+    z = np.concatenate([x, h]) @ kernel + bias
+    i, j, f, o = np.split(z, 4)
+    if peepholes is not None:
+        w_i, w_f, w_o = peepholes
+        new_c = _sigmoid(f + forget_bias + w_f * c) * c + _sigmoid(i + w_i * c) * act(j)
+    else:
+        new_c = c * _sigmoid(f + forget_bias) + _sigmoid(i) * act(j)
+    if cell_clip is not None:
+        new_c = np.clip(new_c, -cell_clip, cell_clip)
+    if peepholes is not None:
+        m = _sigmoid(o + peepholes[2] * new_c) * act(new_c)
+    else:
+        m = act(new_c) * _sigmoid(o)
+    if projection is not None:
+        m = m @ projection
+        if proj_clip is not None:
+            m = np.clip(m, -proj_clip, proj_clip)
+    return new_c, m
+
+
+def dynamic_rnn(inputs, kernel, bias, sequence_length=None, initial_state=None,
+                time_major=False, reverse=False, **cell):
+    """Batch-major float64 outputs and final (c, h) of one layer, row by row.
+
+    ``reverse`` runs each row backwards within its own length (TF's
+    reverse_sequence before and after), leaving the padding in place.
+    """
+    x = np.asarray(inputs, np.float64)
+    if time_major:
+        x = x.transpose(1, 0, 2)
+    batch, max_time, _ = x.shape
+    kernel = np.asarray(kernel, np.float64)
+    bias = np.asarray(bias, np.float64)
+    units = bias.shape[0] // 4
+    projection = cell.get("projection")
+    out_depth = units if projection is None else np.asarray(projection).shape[1]
+    lengths = [max_time] * batch if sequence_length is None else [int(n) for n in sequence_length]
+    outputs = np.zeros((batch, max_time, out_depth))
+    final_c = np.zeros((batch, units))
+    final_h = np.zeros((batch, out_depth))
+    for b in range(batch):
+        if initial_state is None:
+            c, h = np.zeros(units), np.zeros(out_depth)
+        else:
+            c = np.asarray(initial_state[0][b], np.float64)
+            h = np.asarray(initial_state[1][b], np.float64)
+        steps = range(lengths[b] - 1, -1, -1) if reverse else range(lengths[b])
+        for t in steps:
+            c, h = lstm_step(x[b, t], c, h, kernel, bias, **cell)
+            outputs[b, t] = h
+        final_c[b], final_h[b] = c, h
+    if time_major:
+        outputs = outputs.transpose(1, 0, 2)
+    return outputs, (final_c, final_h)

@@ -1,0 +1,56 @@
+"""The compiled building blocks: tanh/sigmoid accuracy, NaN handling, row isolation."""
+
+from __future__ import annotations
+
+import numpy as np
+from conftest import make_cell
+from numba import njit
+
+import fastlstm
+import naive
+from fastlstm import _kernels
+
+
+@njit
+def _apply_tanh_sigmoid(x, t, s):
+    for i in range(x.shape[0]):
+        t[i] = _kernels.tanh(x[i])
+        s[i] = _kernels.sigmoid(x[i])
+
+
+def _evaluate(dtype):
+    x = np.concatenate([np.linspace(-20, 20, 400_001), [0.0, 1e-30, -1e-30, 1e-4, 7.9, 9.0, 1e30]]).astype(dtype)
+    t, s = np.empty_like(x), np.empty_like(x)
+    _apply_tanh_sigmoid(x, t, s)
+    exact = np.tanh(x.astype(np.float64))
+    return x, t, s, exact
+
+
+def test_float32_tanh_and_sigmoid_error_bound():
+    x, t, s, exact = _evaluate(np.float32)
+    assert np.abs(t - exact).max() < 3e-7
+    assert np.abs(s - 1 / (1 + np.exp(-x.astype(np.float64)))).max() < 3e-7
+    assert np.all(np.abs(t) <= 1) and np.all((s >= 0) & (s <= 1))
+
+
+def test_float64_tanh_and_sigmoid_are_exact_to_1e15():
+    x, t, s, exact = _evaluate(np.float64)
+    assert np.abs(t - exact).max() < 1e-15
+    assert np.abs(s - 1 / (1 + np.exp(-x))).max() < 1e-15
+
+
+def test_nan_and_inf_stay_in_their_row(rng):
+    cell = make_cell(4, 3)
+    x = rng.uniform(-1, 1, (5, 6, 3)).astype(np.float32)
+    clean_out, clean_state = fastlstm.dynamic_rnn(cell, x, [6, 6, 4, 6, 2])
+    x[1, 2, 0] = np.nan
+    x[3, 0, 1] = np.inf
+    out, state = fastlstm.dynamic_rnn(cell, x, [6, 6, 4, 6, 2])
+    assert np.isnan(out[1, 2:]).all() and np.isnan(state.h[1]).all()
+    ref, _ = naive.dynamic_rnn(x, cell.kernel, cell.bias, [6, 6, 4, 6, 2])
+    np.testing.assert_allclose(out[3], ref[3], atol=2e-6, equal_nan=True)
+    assert not np.array_equal(out[3], clean_out[3])
+    for row in (0, 2, 4):
+        np.testing.assert_array_equal(out[row], clean_out[row])
+        np.testing.assert_array_equal(state.c[row], clean_state.c[row])
+    np.testing.assert_array_equal(out[1, :2], clean_out[1, :2])
