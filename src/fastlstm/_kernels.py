@@ -50,6 +50,7 @@ _F32_BETA = tuple(
 _A13, _A11, _A9, _A7, _A5, _A3, _A1 = _F32_ALPHA
 _B6, _B4, _B2, _B0 = _F32_BETA
 _F32_HALF = np.float32(0.5)
+_F32_TWO = np.float32(2.0)
 
 
 def tanh(x):
@@ -62,21 +63,8 @@ def _tanh_overload(x):
     if x == types.float32:
 
         def tanh_f32(x):
-            x = _F32_TANH_CLAMP if x > _F32_TANH_CLAMP else x
-            x = -_F32_TANH_CLAMP if x < -_F32_TANH_CLAMP else x
-            x2 = x * x
-            p = _A13
-            p = p * x2 + _A11
-            p = p * x2 + _A9
-            p = p * x2 + _A7
-            p = p * x2 + _A5
-            p = p * x2 + _A3
-            p = p * x2 + _A1
-            q = _B6
-            q = q * x2 + _B4
-            q = q * x2 + _B2
-            q = q * x2 + _B0
-            return (x * p) / q
+            p, q = _tanh_ratio_f32(x)
+            return p / q
 
         return tanh_f32
     return lambda x: np.tanh(x)
@@ -92,6 +80,95 @@ def _sigmoid_overload(x):
     if x == types.float32:
         return lambda x: _F32_HALF * tanh(_F32_HALF * x) + _F32_HALF
     return lambda x: 0.5 * tanh(0.5 * x) + 0.5
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _tanh_ratio_f32(x):
+    """Numerator and denominator of the float32 tanh approximation (q > 0)."""
+    y = _F32_TANH_CLAMP if x > _F32_TANH_CLAMP else x
+    y = -_F32_TANH_CLAMP if y < -_F32_TANH_CLAMP else y
+    y2 = y * y
+    p = _A13
+    p = p * y2 + _A11
+    p = p * y2 + _A9
+    p = p * y2 + _A7
+    p = p * y2 + _A5
+    p = p * y2 + _A3
+    p = p * y2 + _A1
+    q = _B6
+    q = q * y2 + _B4
+    q = q * y2 + _B2
+    q = q * y2 + _B0
+    return y * p, q
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _new_cell_state_f32(c, i, j, f):
+    """float32 ``c * sigmoid(f) + sigmoid(i) * tanh(j)`` with one division.
+
+    sigmoid(z) = (P + Q) / (2 Q) where P / Q = tanh(z / 2); every Q lies in
+    [0.0049, 0.9], so the products cannot overflow or underflow.
+    """
+    pi, qi = _tanh_ratio_f32(_F32_HALF * i)
+    pj, qj = _tanh_ratio_f32(j)
+    pf, qf = _tanh_ratio_f32(_F32_HALF * f)
+    return (c * (pf + qf) * qi * qj + (pi + qi) * pj * qf) / (_F32_TWO * qf * qi * qj)
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _new_output_f32(c, o):
+    """float32 ``tanh(c) * sigmoid(o)`` with one division."""
+    pc, qc = _tanh_ratio_f32(c)
+    po, qo = _tanh_ratio_f32(_F32_HALF * o)
+    return (pc * (po + qo)) / (_F32_TWO * qc * qo)
+
+
+def _tanh_gates_row_impl(new_cell, new_out):
+    def tanh_gates_row(gi, gj, gf, go, c, m, w_i, w_f, w_o, use_peepholes, forget_bias, cell_clip):
+        """Gate math of one row with the tanh activation, vectorised along the units.
+
+        ``gi, gj, gf, go`` are the row's pre-activations; ``c`` holds the
+        previous cell state on entry and the new one on exit; ``m`` receives
+        ``tanh(c_new) * sigmoid(o)``.  float32 uses the rational tanh with two
+        divisions per unit, float64 numpy's exact functions.
+        """
+        if use_peepholes:
+            for u in range(c.shape[0]):
+                cp = c[u]
+                cu = new_cell(cp, gi[u] + w_i[u] * cp, gj[u], gf[u] + forget_bias + w_f[u] * cp)
+                cu = cell_clip if cu > cell_clip else cu
+                cu = -cell_clip if cu < -cell_clip else cu
+                c[u] = cu
+                m[u] = new_out(cu, go[u] + w_o[u] * cu)
+        else:
+            for u in range(c.shape[0]):
+                cu = new_cell(c[u], gi[u], gj[u], gf[u] + forget_bias)
+                cu = cell_clip if cu > cell_clip else cu
+                cu = -cell_clip if cu < -cell_clip else cu
+                c[u] = cu
+                m[u] = new_out(cu, go[u])
+
+    return tanh_gates_row
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _new_cell_state_exact(c, i, j, f):
+    return c * (0.5 * np.tanh(0.5 * f) + 0.5) + (0.5 * np.tanh(0.5 * i) + 0.5) * np.tanh(j)
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _new_output_exact(c, o):
+    return np.tanh(c) * (0.5 * np.tanh(0.5 * o) + 0.5)
+
+
+tanh_gates_row = _tanh_gates_row_impl(_new_cell_state_exact, _new_output_exact)
+
+
+@overload(tanh_gates_row, jit_options={"fastmath": set(KERNEL_OPTIONS["fastmath"]), "error_model": "numpy"})
+def _tanh_gates_row_overload(gi, gj, gf, go, c, m, w_i, w_f, w_o, use_peepholes, forget_bias, cell_clip):
+    if gi.dtype == types.float32:
+        return _tanh_gates_row_impl(_new_cell_state_f32, _new_output_f32)
+    return _tanh_gates_row_impl(_new_cell_state_exact, _new_output_exact)
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -152,13 +229,103 @@ def _axpy8(g, a, w0, w1, w2, w3, w4, w5, w6, w7):
         )
 
 
+@njit(inline="always", **KERNEL_OPTIONS)
+def _axpy8_two_rows(g, h, a, b, w0, w1, w2, w3, w4, w5, w6, w7):
+    """:func:`_axpy8` for two rows at once, sharing each load of ``w``.
+
+    Every element sees exactly the operations of :func:`_axpy8`.
+    """
+    a0 = a[0]
+    a1 = a[1]
+    a2 = a[2]
+    a3 = a[3]
+    a4 = a[4]
+    a5 = a[5]
+    a6 = a[6]
+    a7 = a[7]
+    b0 = b[0]
+    b1 = b[1]
+    b2 = b[2]
+    b3 = b[3]
+    b4 = b[4]
+    b5 = b[5]
+    b6 = b[6]
+    b7 = b[7]
+    for n in range(g.shape[0]):
+        v0 = w0[n]
+        v1 = w1[n]
+        v2 = w2[n]
+        v3 = w3[n]
+        v4 = w4[n]
+        v5 = w5[n]
+        v6 = w6[n]
+        v7 = w7[n]
+        g[n] = g[n] + a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3 + a4 * v4 + a5 * v5 + a6 * v6 + a7 * v7
+        h[n] = h[n] + b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3 + b4 * v4 + b5 * v5 + b6 * v6 + b7 * v7
+
+
+@njit(inline="always", **KERNEL_OPTIONS)
+def _axpy8_four_rows(g0, g1, g2, g3, a, b, c, d, w0, w1, w2, w3, w4, w5, w6, w7):
+    """:func:`_axpy8` for four rows at once, sharing each load of ``w``.
+
+    Every element sees exactly the operations of :func:`_axpy8`.
+    """
+    a0 = a[0]
+    a1 = a[1]
+    a2 = a[2]
+    a3 = a[3]
+    a4 = a[4]
+    a5 = a[5]
+    a6 = a[6]
+    a7 = a[7]
+    b0 = b[0]
+    b1 = b[1]
+    b2 = b[2]
+    b3 = b[3]
+    b4 = b[4]
+    b5 = b[5]
+    b6 = b[6]
+    b7 = b[7]
+    c0 = c[0]
+    c1 = c[1]
+    c2 = c[2]
+    c3 = c[3]
+    c4 = c[4]
+    c5 = c[5]
+    c6 = c[6]
+    c7 = c[7]
+    d0 = d[0]
+    d1 = d[1]
+    d2 = d[2]
+    d3 = d[3]
+    d4 = d[4]
+    d5 = d[5]
+    d6 = d[6]
+    d7 = d[7]
+    for n in range(g0.shape[0]):
+        v0 = w0[n]
+        v1 = w1[n]
+        v2 = w2[n]
+        v3 = w3[n]
+        v4 = w4[n]
+        v5 = w5[n]
+        v6 = w6[n]
+        v7 = w7[n]
+        g0[n] = g0[n] + a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3 + a4 * v4 + a5 * v5 + a6 * v6 + a7 * v7
+        g1[n] = g1[n] + b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3 + b4 * v4 + b5 * v5 + b6 * v6 + b7 * v7
+        g2[n] = g2[n] + c0 * v0 + c1 * v1 + c2 * v2 + c3 * v3 + c4 * v4 + c5 * v5 + c6 * v6 + c7 * v7
+        g3[n] = g3[n] + d0 * v0 + d1 * v1 + d2 * v2 + d3 * v3 + d4 * v4 + d5 * v5 + d6 * v6 + d7 * v7
+
+
 @njit(**KERNEL_OPTIONS)
 def matmul_accumulate(a, n_rows, w, g, column_tile):
     """``g[:n_rows] += a[:n_rows] @ w`` with a fixed summation order per element.
 
     Columns are tiled so a tile of ``w`` stays in cache while every row of the
     block uses it; within a tile, eight rows of ``w`` are applied per pass over
-    a row of ``g`` (contiguous, vectorised along the columns).
+    two rows of ``g`` (contiguous, vectorised along the columns).  Whatever the
+    number of rows, element ``g[r, n]`` always receives the same sequence of
+    fused multiply-adds, in increasing ``k``.
     """
     depth = a.shape[1]
     width = w.shape[1]
@@ -174,7 +341,21 @@ def matmul_accumulate(a, n_rows, w, g, column_tile):
             w5 = w[k + 5, n0:n1]
             w6 = w[k + 6, n0:n1]
             w7 = w[k + 7, n0:n1]
-            for r in range(n_rows):
+            r = 0
+            while r + 4 <= n_rows:
+                _axpy8_four_rows(
+                    g[r, n0:n1], g[r + 1, n0:n1], g[r + 2, n0:n1], g[r + 3, n0:n1],
+                    a[r, k : k + 8], a[r + 1, k : k + 8], a[r + 2, k : k + 8], a[r + 3, k : k + 8],
+                    w0, w1, w2, w3, w4, w5, w6, w7,
+                )
+                r += 4
+            if r + 2 <= n_rows:
+                _axpy8_two_rows(
+                    g[r, n0:n1], g[r + 1, n0:n1], a[r, k : k + 8], a[r + 1, k : k + 8],
+                    w0, w1, w2, w3, w4, w5, w6, w7,
+                )
+                r += 2
+            if r < n_rows:
                 _axpy8(g[r, n0:n1], a[r, k : k + 8], w0, w1, w2, w3, w4, w5, w6, w7)
             k += 8
         while k < depth:
@@ -205,23 +386,8 @@ def lstm_gates(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip
         go = g[r, 3 * units : 4 * units]
         cr = c[r]
         mr = m[r]
-        if act_code == TANH and not use_peepholes:
-            for u in range(units):
-                cu = cr[u] * sigmoid(gf[u] + forget_bias) + sigmoid(gi[u]) * tanh(gj[u])
-                cu = cell_clip if cu > cell_clip else cu
-                cu = -cell_clip if cu < -cell_clip else cu
-                cr[u] = cu
-                mr[u] = tanh(cu) * sigmoid(go[u])
-        elif act_code == TANH:
-            for u in range(units):
-                cp = cr[u]
-                cu = sigmoid(gf[u] + forget_bias + w_f[u] * cp) * cp + sigmoid(
-                    gi[u] + w_i[u] * cp
-                ) * tanh(gj[u])
-                cu = cell_clip if cu > cell_clip else cu
-                cu = -cell_clip if cu < -cell_clip else cu
-                cr[u] = cu
-                mr[u] = sigmoid(go[u] + w_o[u] * cu) * tanh(cu)
+        if act_code == TANH:
+            tanh_gates_row(gi, gj, gf, go, cr, mr, w_i, w_f, w_o, use_peepholes, forget_bias, cell_clip)
         else:
             for u in range(units):
                 cp = cr[u]
@@ -255,7 +421,7 @@ def run_block(
     use_projection,
     act_code,
     reverse,
-    column_tile,
+    tiling,
     c0,
     h0,
     out,
@@ -270,54 +436,78 @@ def run_block(
     row ``b`` is line ``b * batch_stride + t * time_stride`` (this covers both
     batch-major and time-major layouts without a copy).  Rows retire as their
     lengths run out; the padding of ``out`` past each length is set to zero.
+
+    Time is processed in chunks: for a chunk, the input part ``bias + x @ W_x``
+    of every (step, running row) pair is one matrix product with many rows
+    (each weight row is reused across all of them); then each step adds
+    ``h @ W_h`` for the running rows and applies the gate math.
+    ``tiling = (column_tile, chunk_rows)`` bounds the cache footprint.
     """
     n = rows.shape[0]
     depth = x.shape[1]
     units = c0.shape[1]
     out_depth = h0.shape[1]
+    column_tile = tiling[0]
+    chunk_steps = max(1, tiling[1] // max(n, 1))
     forget_bias = scalars[0]
     cell_clip = scalars[1]
     proj_clip = scalars[2]
-    a = np.empty((n, depth + out_depth), dtype=kernel.dtype)
-    g = np.empty((n, 4 * units), dtype=kernel.dtype)
-    c = np.empty((n, units), dtype=kernel.dtype)
-    m = np.empty((n, units), dtype=kernel.dtype)
-    p = np.empty((n, out_depth), dtype=kernel.dtype)
+    w_x = kernel[:depth]
+    w_h = kernel[depth:]
+    dtype = kernel.dtype
+    x_rows = np.empty((chunk_steps * n, depth), dtype=dtype)
+    gates = np.empty((chunk_steps * n, 4 * units), dtype=dtype)
+    chunk_start = np.empty(chunk_steps + 1, dtype=np.int64)
+    h = np.empty((n, out_depth), dtype=dtype)
+    c = np.empty((n, units), dtype=dtype)
+    m = np.empty((n, units), dtype=dtype)
+    p = np.empty((n, out_depth), dtype=dtype)
     for r in range(n):
         c[r] = c0[rows[r]]
-        a[r, depth:] = h0[rows[r]]
-    active = n
+        h[r] = h0[rows[r]]
     steps = lengths[rows[0]] if n > 0 else 0
-    for t in range(steps):
-        while active > 0 and lengths[rows[active - 1]] <= t:
-            active -= 1
-        for r in range(active):
-            b = rows[r]
-            tt = lengths[b] - 1 - t if reverse else t
-            a[r, :depth] = x[b * x_batch_stride + tt * x_time_stride]
-            g[r] = bias
-        matmul_accumulate(a, active, kernel, g, column_tile)
-        lstm_gates(g, active, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code)
-        if use_projection:
-            p[:active] = 0
-            matmul_accumulate(m, active, projection, p, column_tile)
+    active = n
+    for t0 in range(0, steps, chunk_steps):
+        t1 = min(t0 + chunk_steps, steps)
+        q = 0
+        for t in range(t0, t1):
+            while active > 0 and lengths[rows[active - 1]] <= t:
+                active -= 1
+            chunk_start[t - t0] = q
             for r in range(active):
-                pr = p[r]
-                for q in range(out_depth):
-                    v = pr[q]
-                    v = proj_clip if v > proj_clip else v
-                    pr[q] = -proj_clip if v < -proj_clip else v
-        else:
-            p[:active] = m[:active]
-        for r in range(active):
-            b = rows[r]
-            tt = lengths[b] - 1 - t if reverse else t
-            a[r, depth:] = p[r]
-            out[b * out_batch_stride + tt * out_time_stride] = p[r]
+                b = rows[r]
+                tt = lengths[b] - 1 - t if reverse else t
+                x_rows[q] = x[b * x_batch_stride + tt * x_time_stride]
+                gates[q] = bias
+                q += 1
+        chunk_start[t1 - t0] = q
+        matmul_accumulate(x_rows, q, w_x, gates, column_tile)
+        for t in range(t0, t1):
+            lo = chunk_start[t - t0]
+            running = chunk_start[t - t0 + 1] - lo
+            g = gates[lo : lo + running]
+            matmul_accumulate(h, running, w_h, g, column_tile)
+            lstm_gates(g, running, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code)
+            if use_projection:
+                p[:running] = 0
+                matmul_accumulate(m, running, projection, p, column_tile)
+                for r in range(running):
+                    pr = p[r]
+                    for k in range(out_depth):
+                        v = pr[k]
+                        v = proj_clip if v > proj_clip else v
+                        pr[k] = -proj_clip if v < -proj_clip else v
+            else:
+                p[:running] = m[:running]
+            for r in range(running):
+                b = rows[r]
+                tt = lengths[b] - 1 - t if reverse else t
+                h[r] = p[r]
+                out[b * out_batch_stride + tt * out_time_stride] = p[r]
     for r in range(n):
         b = rows[r]
         c_final[b] = c[r]
-        h_final[b] = a[r, depth:]
+        h_final[b] = h[r]
         for t in range(lengths[b], max_time):
             out[b * out_batch_stride + t * out_time_stride] = 0
 
@@ -342,7 +532,7 @@ def lstm_layer(
     use_projection,
     act_code,
     reverse,
-    column_tile,
+    tiling,
     c0,
     h0,
     out,
@@ -376,7 +566,7 @@ def lstm_layer(
                 use_projection,
                 act_code,
                 reverse,
-                column_tile,
+                tiling,
                 c0,
                 h0,
                 out,

@@ -20,6 +20,8 @@ from .activations import Activation
 MAX_BLOCK_ROWS = 16
 # Columns of the weight matrix processed per tile (keeps the tile in L2).
 COLUMN_TILE = 512
+# Bytes of input projections ([steps x rows, 4 * units]) a block keeps at once.
+CHUNK_BYTES = 256 * 1024
 
 _custom_layers: dict[int, Callable] = {}
 
@@ -139,7 +141,7 @@ def run_layer(
         use_projection,
         weights.activation.code,
         reverse,
-        COLUMN_TILE,
+        (COLUMN_TILE, max(1, CHUNK_BYTES // (4 * units * dtype.itemsize))),
         c0,
         h0,
         out.reshape(-1, out_depth),
