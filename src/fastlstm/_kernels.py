@@ -405,6 +405,40 @@ def lstm_gates(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip
 
 
 @njit(**KERNEL_OPTIONS)
+def gather_chunk(rows, active, t0, t1, x, x_batch_stride, x_time_stride, lengths, reverse, x_rows, chunk_start):
+    """Copy the inputs of steps ``t0 <= t < t1`` of the running rows into ``x_rows``.
+
+    ``rows`` are sorted by decreasing length, so the rows running at step ``t``
+    are a prefix of them; step ``t``'s rows land in
+    ``x_rows[chunk_start[t - t0]:chunk_start[t - t0 + 1]]``.  Returns the new
+    number of running rows.
+    """
+    q = 0
+    for t in range(t0, t1):
+        while active > 0 and lengths[rows[active - 1]] <= t:
+            active -= 1
+        chunk_start[t - t0] = q
+        for r in range(active):
+            b = rows[r]
+            tt = lengths[b] - 1 - t if reverse else t
+            x_rows[q] = x[b * x_batch_stride + tt * x_time_stride]
+            q += 1
+    chunk_start[t1 - t0] = q
+    return active
+
+
+@njit(**KERNEL_OPTIONS)
+def finish_rows(rows, c, h, lengths, max_time, out, out_batch_stride, out_time_stride, c_final, h_final):
+    """Store each row's final state and zero its outputs past its length."""
+    for r in range(rows.shape[0]):
+        b = rows[r]
+        c_final[b] = c[r]
+        h_final[b] = h[r]
+        for t in range(lengths[b], max_time):
+            out[b * out_batch_stride + t * out_time_stride] = 0
+
+
+@njit(**KERNEL_OPTIONS)
 def run_block(
     rows,
     x,
@@ -469,19 +503,13 @@ def run_block(
     active = n
     for t0 in range(0, steps, chunk_steps):
         t1 = min(t0 + chunk_steps, steps)
-        q = 0
-        for t in range(t0, t1):
-            while active > 0 and lengths[rows[active - 1]] <= t:
-                active -= 1
-            chunk_start[t - t0] = q
-            for r in range(active):
-                b = rows[r]
-                tt = lengths[b] - 1 - t if reverse else t
-                x_rows[q] = x[b * x_batch_stride + tt * x_time_stride]
-                gates[q] = bias
-                q += 1
-        chunk_start[t1 - t0] = q
-        matmul_accumulate(x_rows, q, w_x, gates, column_tile)
+        active = gather_chunk(
+            rows, active, t0, t1, x, x_batch_stride, x_time_stride, lengths, reverse, x_rows, chunk_start
+        )
+        total = chunk_start[t1 - t0]
+        for q in range(total):
+            gates[q] = bias
+        matmul_accumulate(x_rows, total, w_x, gates, column_tile)
         for t in range(t0, t1):
             lo = chunk_start[t - t0]
             running = chunk_start[t - t0 + 1] - lo
@@ -504,12 +532,102 @@ def run_block(
                 tt = lengths[b] - 1 - t if reverse else t
                 h[r] = p[r]
                 out[b * out_batch_stride + tt * out_time_stride] = p[r]
+    finish_rows(rows, c, h, lengths, max_time, out, out_batch_stride, out_time_stride, c_final, h_final)
+
+
+@njit(parallel=True, **KERNEL_OPTIONS)
+def lstm_layer_split_units(
+    x,
+    x_batch_stride,
+    x_time_stride,
+    max_time,
+    lengths,
+    rows,
+    w_x_parts,
+    w_h_parts,
+    bias_parts,
+    scalars,
+    peephole_parts,
+    use_peepholes,
+    act_code,
+    reverse,
+    tiling,
+    c0,
+    h0,
+    out,
+    out_batch_stride,
+    out_time_stride,
+    c_final,
+    h_final,
+):
+    """Run a small batch as one block, the threads splitting the units each step.
+
+    For batches too small to give every thread its own rows.  Units are cut
+    into ``n_parts`` equal parts (the last one padded with zero-weight units);
+    part ``p`` owns gate columns ``w_x_parts[p]``/``w_h_parts[p]`` (``[depth,
+    4 * part_units]``/``[units, 4 * part_units]``, gate blocks i, j, f, o of its
+    units) and computes its units' cell state and output; one prange per step.
+    Each element gets exactly the operations it gets in :func:`run_block`, so
+    results are bitwise the same.  No projection (``LSTMCell(num_proj=...)``
+    always runs through :func:`lstm_layer`).
+    """
+    n = rows.shape[0]
+    n_parts = w_h_parts.shape[0]
+    units = c0.shape[1]
+    part_units = peephole_parts.shape[2]
+    depth = x.shape[1]
+    column_tile = tiling[0]
+    chunk_steps = max(1, tiling[1] // max(n, 1))
+    forget_bias = scalars[0]
+    cell_clip = scalars[1]
+    dtype = w_h_parts.dtype
+    x_rows = np.empty((chunk_steps * n, depth), dtype=dtype)
+    gates = np.empty((n_parts, chunk_steps * n, 4 * part_units), dtype=dtype)
+    chunk_start = np.empty(chunk_steps + 1, dtype=np.int64)
+    h = np.empty((n, units), dtype=dtype)
+    h_next = np.empty((n, units), dtype=dtype)
+    c = np.zeros((n_parts, n, part_units), dtype=dtype)
+    m = np.empty((n_parts, n, part_units), dtype=dtype)
     for r in range(n):
-        b = rows[r]
-        c_final[b] = c[r]
-        h_final[b] = h[r]
-        for t in range(lengths[b], max_time):
-            out[b * out_batch_stride + t * out_time_stride] = 0
+        h[r] = h0[rows[r]]
+        for p in range(n_parts):
+            for u in range(min(part_units, units - p * part_units)):
+                c[p, r, u] = c0[rows[r], p * part_units + u]
+    steps = lengths[rows[0]] if n > 0 else 0
+    active = n
+    for t0 in range(0, steps, chunk_steps):
+        t1 = min(t0 + chunk_steps, steps)
+        active = gather_chunk(
+            rows, active, t0, t1, x, x_batch_stride, x_time_stride, lengths, reverse, x_rows, chunk_start
+        )
+        total = chunk_start[t1 - t0]
+        for p in prange(n_parts):
+            for q in range(total):
+                gates[p, q] = bias_parts[p]
+            matmul_accumulate(x_rows, total, w_x_parts[p], gates[p], column_tile)
+        for t in range(t0, t1):
+            lo = chunk_start[t - t0]
+            running = chunk_start[t - t0 + 1] - lo
+            for p in prange(n_parts):
+                g = gates[p, lo : lo + running]
+                matmul_accumulate(h, running, w_h_parts[p], g, column_tile)
+                lstm_gates(
+                    g, running, c[p], m[p], peephole_parts[p], use_peepholes, forget_bias, cell_clip, act_code
+                )
+                u0 = p * part_units
+                u1 = min(u0 + part_units, units)
+                for r in range(running):
+                    h_next[r, u0:u1] = m[p, r, : u1 - u0]
+                    b = rows[r]
+                    tt = lengths[b] - 1 - t if reverse else t
+                    out[b * out_batch_stride + tt * out_time_stride, u0:u1] = m[p, r, : u1 - u0]
+            h[:running] = h_next[:running]
+    c_rows = np.empty((n, units), dtype=dtype)
+    for p in range(n_parts):
+        u0 = p * part_units
+        u1 = min(u0 + part_units, units)
+        c_rows[:, u0:u1] = c[p, :, : u1 - u0]
+    finish_rows(rows, c_rows, h, lengths, max_time, out, out_batch_stride, out_time_stride, c_final, h_final)
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
@@ -608,7 +726,7 @@ def schedule_blocks(block_costs, n_workers):
 
 
 def specialise_for_activation(user_activation):
-    """Compile a private copy of :func:`lstm_layer` that applies ``user_activation``.
+    """Compile private copies of the layer kernels that apply ``user_activation``.
 
     ``user_activation`` is a numba-compiled scalar function.  The copy replaces
     the global ``activate`` seen by the gate math with a call to it (run with
@@ -622,8 +740,13 @@ def specialise_for_activation(user_activation):
 
     namespace["activate"] = call_user_activation
     options = {**KERNEL_OPTIONS, "cache": False}
-    for name, parallel in (("lstm_gates", False), ("run_block", False), ("lstm_layer", True)):
+    for name, parallel in (
+        ("lstm_gates", False),
+        ("run_block", False),
+        ("lstm_layer", True),
+        ("lstm_layer_split_units", True),
+    ):
         py_func = globals()[name].py_func
         clone = pytypes.FunctionType(py_func.__code__, namespace, name, py_func.__defaults__)
         namespace[name] = njit(parallel=parallel, **options)(clone)
-    return namespace["lstm_layer"]
+    return namespace["lstm_layer"], namespace["lstm_layer_split_units"]

@@ -6,6 +6,7 @@ worker threads; nothing here checks user input (that is `_validation`'s job).
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Callable
 
@@ -23,10 +24,15 @@ COLUMN_TILE = 512
 # Bytes of input projections ([steps x rows, 4 * units]) a block keeps at once.
 CHUNK_BYTES = 256 * 1024
 
-_custom_layers: dict[int, Callable] = {}
+# Batches of fewer rows than this per worker run with the units split across
+# the workers (one block, one prange per step) instead of rows across workers.
+SPLIT_UNITS_BELOW_ROWS_PER_WORKER = 8
+
+_custom_layers: dict[int, tuple[Callable, Callable]] = {}
+_split_weights: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LayerWeights:
     """Everything the kernel needs to know about one cell, in one dtype."""
 
@@ -57,13 +63,57 @@ def block_rows(batch: int, n_workers: int) -> int:
     return int(min(MAX_BLOCK_ROWS, max(1, batch // (2 * n_workers))))
 
 
-def _layer_kernel(activation: Activation) -> Callable:
+def _layer_kernels(activation: Activation) -> tuple[Callable, Callable]:
+    """``(lstm_layer, lstm_layer_split_units)`` for the activation."""
     if activation.function is None:
-        return _kernels.lstm_layer
+        return _kernels.lstm_layer, _kernels.lstm_layer_split_units
     key = id(activation.function)
     if key not in _custom_layers:
         _custom_layers[key] = _kernels.specialise_for_activation(activation.function)
     return _custom_layers[key]
+
+
+def use_split_units(weights: LayerWeights, batch: int, n_workers: int) -> bool:
+    """Whether a batch is too small to give each worker rows of its own."""
+    return (
+        n_workers > 1
+        and weights.projection is None
+        and batch < SPLIT_UNITS_BELOW_ROWS_PER_WORKER * n_workers
+        and weights.units >= 8 * n_workers
+    )
+
+
+def split_weights(weights: LayerWeights, n_parts: int) -> tuple[np.ndarray, ...]:
+    """Weights regrouped by unit part for :func:`_kernels.lstm_layer_split_units`.
+
+    Returns ``(w_x_parts, w_h_parts, bias_parts, peephole_parts)``; part ``p``
+    holds the gate columns (i, j, f, o) of units ``[p * u, (p + 1) * u)``,
+    ``u = ceil(units / n_parts)``, zero-padded past ``units``.
+    """
+    cached = _split_weights.setdefault(weights, {})
+    if n_parts not in cached:
+        units, depth = weights.units, weights.in_depth
+        part_units = -(-units // n_parts)
+        dtype = weights.kernel.dtype
+        kernel = np.zeros((depth + units, 4 * part_units * n_parts), dtype)
+        bias = np.zeros(4 * part_units * n_parts, dtype)
+        peepholes = np.zeros((n_parts, 3, part_units), dtype)
+        for p in range(n_parts):
+            u0, u1 = p * part_units, min((p + 1) * part_units, units)
+            for gate in range(4):
+                dst = 4 * part_units * p + gate * part_units
+                kernel[:, dst : dst + u1 - u0] = weights.kernel[:, gate * units + u0 : gate * units + u1]
+                bias[dst : dst + u1 - u0] = weights.bias[gate * units + u0 : gate * units + u1]
+            if weights.peepholes is not None:
+                peepholes[p, :, : u1 - u0] = weights.peepholes[:, u0:u1]
+        by_part = kernel.reshape(depth + units, n_parts, 4 * part_units).transpose(1, 0, 2)
+        cached[n_parts] = (
+            np.ascontiguousarray(by_part[:, :depth]),
+            np.ascontiguousarray(by_part[:, depth:]),
+            np.ascontiguousarray(bias.reshape(n_parts, 4 * part_units)),
+            peepholes,
+        )
+    return cached[n_parts]
 
 
 def run_layer(
@@ -99,20 +149,7 @@ def run_layer(
 
     n_workers = numba.get_num_threads()
     order = np.argsort(-lengths, kind="stable")
-    rows_per_block = block_rows(batch, n_workers)
-    block_ptr = np.append(np.arange(0, batch, rows_per_block), batch).astype(np.int64)
-    block_costs = np.add.reduceat(lengths[order], block_ptr[:-1])
-    worker_ptr, worker_blocks = _kernels.schedule_blocks(block_costs, n_workers)
-
     units = weights.units
-    peepholes = weights.peepholes
-    use_peepholes = peepholes is not None
-    if peepholes is None:
-        peepholes = np.zeros((3, units), dtype)
-    projection = weights.projection
-    use_projection = projection is not None
-    if projection is None:
-        projection = np.zeros((1, 1), dtype)
     inf = np.inf
     scalars = np.array(
         [
@@ -122,32 +159,33 @@ def run_layer(
         ],
         dtype=dtype,
     )
-    _layer_kernel(weights.activation)(
-        x.reshape(-1, depth),
-        x_strides[0],
-        x_strides[1],
-        max_time,
-        lengths,
-        order,
-        block_ptr,
-        worker_ptr,
-        worker_blocks,
-        weights.kernel,
-        weights.bias,
-        scalars,
-        peepholes,
-        use_peepholes,
-        projection,
-        use_projection,
-        weights.activation.code,
-        reverse,
-        (COLUMN_TILE, max(1, CHUNK_BYTES // (4 * units * dtype.itemsize))),
-        c0,
-        h0,
-        out.reshape(-1, out_depth),
-        x_strides[0],
-        x_strides[1],
-        c_final,
-        h_final,
+    tiling = (COLUMN_TILE, max(1, CHUNK_BYTES // (4 * units * dtype.itemsize)))
+    layer, layer_split_units = _layer_kernels(weights.activation)
+    x2d, out2d = x.reshape(-1, depth), out.reshape(-1, out_depth)
+    if use_split_units(weights, batch, n_workers):
+        w_x_parts, w_h_parts, bias_parts, peephole_parts = split_weights(weights, n_workers)
+        layer_split_units(
+            x2d, x_strides[0], x_strides[1], max_time, lengths, order,
+            w_x_parts, w_h_parts, bias_parts, scalars, peephole_parts, weights.peepholes is not None,
+            weights.activation.code, reverse, tiling,
+            c0, h0, out2d, x_strides[0], x_strides[1], c_final, h_final,
+        )
+        return out, c_final, h_final
+
+    rows_per_block = block_rows(batch, n_workers)
+    block_ptr = np.append(np.arange(0, batch, rows_per_block), batch).astype(np.int64)
+    block_costs = np.add.reduceat(lengths[order], block_ptr[:-1])
+    worker_ptr, worker_blocks = _kernels.schedule_blocks(block_costs, n_workers)
+    peepholes = weights.peepholes
+    if peepholes is None:
+        peepholes = np.zeros((3, units), dtype)
+    projection = weights.projection
+    if projection is None:
+        projection = np.zeros((1, 1), dtype)
+    layer(
+        x2d, x_strides[0], x_strides[1], max_time, lengths, order, block_ptr, worker_ptr, worker_blocks,
+        weights.kernel, weights.bias, scalars, peepholes, weights.peepholes is not None,
+        projection, weights.projection is not None, weights.activation.code, reverse, tiling,
+        c0, h0, out2d, x_strides[0], x_strides[1], c_final, h_final,
     )
     return out, c_final, h_final
