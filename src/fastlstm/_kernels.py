@@ -123,32 +123,44 @@ def _new_output_f32(c, o):
     return (pc * (po + qo)) / (_F32_TWO * qc * qo)
 
 
-def _tanh_gates_row_impl(new_cell, new_out):
-    def tanh_gates_row(gi, gj, gf, go, c, m, w_i, w_f, w_o, use_peepholes, forget_bias, cell_clip):
-        """Gate math of one row with the tanh activation, vectorised along the units.
+def _tanh_gates_impl(new_cell, new_out):
+    def tanh_gates(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip):
+        """Gate math with the tanh activation for rows ``[0, n_rows)``.
 
-        ``gi, gj, gf, go`` are the row's pre-activations; ``c`` holds the
+        ``g`` holds the pre-activations (gate blocks i, j, f, o); ``c`` the
         previous cell state on entry and the new one on exit; ``m`` receives
-        ``tanh(c_new) * sigmoid(o)``.  float32 uses the rational tanh with two
-        divisions per unit, float64 numpy's exact functions.
+        ``tanh(c_new) * sigmoid(o)``.  Vectorised along the units: float32 uses
+        the rational tanh with two divisions per unit, float64 numpy's exact
+        functions.
         """
-        if use_peepholes:
-            for u in range(c.shape[0]):
-                cp = c[u]
-                cu = new_cell(cp, gi[u] + w_i[u] * cp, gj[u], gf[u] + forget_bias + w_f[u] * cp)
-                cu = cell_clip if cu > cell_clip else cu
-                cu = -cell_clip if cu < -cell_clip else cu
-                c[u] = cu
-                m[u] = new_out(cu, go[u] + w_o[u] * cu)
-        else:
-            for u in range(c.shape[0]):
-                cu = new_cell(c[u], gi[u], gj[u], gf[u] + forget_bias)
-                cu = cell_clip if cu > cell_clip else cu
-                cu = -cell_clip if cu < -cell_clip else cu
-                c[u] = cu
-                m[u] = new_out(cu, go[u])
+        units = c.shape[1]
+        w_i = peepholes[0]
+        w_f = peepholes[1]
+        w_o = peepholes[2]
+        for r in range(n_rows):
+            gi = g[r, 0:units]
+            gj = g[r, units : 2 * units]
+            gf = g[r, 2 * units : 3 * units]
+            go = g[r, 3 * units : 4 * units]
+            cr = c[r]
+            mr = m[r]
+            if use_peepholes:
+                for u in range(units):
+                    cp = cr[u]
+                    cu = new_cell(cp, gi[u] + w_i[u] * cp, gj[u], gf[u] + forget_bias + w_f[u] * cp)
+                    cu = cell_clip if cu > cell_clip else cu
+                    cu = -cell_clip if cu < -cell_clip else cu
+                    cr[u] = cu
+                    mr[u] = new_out(cu, go[u] + w_o[u] * cu)
+            else:
+                for u in range(units):
+                    cu = new_cell(cr[u], gi[u], gj[u], gf[u] + forget_bias)
+                    cu = cell_clip if cu > cell_clip else cu
+                    cu = -cell_clip if cu < -cell_clip else cu
+                    cr[u] = cu
+                    mr[u] = new_out(cu, go[u])
 
-    return tanh_gates_row
+    return tanh_gates
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -161,14 +173,14 @@ def _new_output_exact(c, o):
     return np.tanh(c) * (0.5 * np.tanh(0.5 * o) + 0.5)
 
 
-tanh_gates_row = _tanh_gates_row_impl(_new_cell_state_exact, _new_output_exact)
+tanh_gates = _tanh_gates_impl(_new_cell_state_exact, _new_output_exact)
 
 
-@overload(tanh_gates_row, jit_options={"fastmath": set(KERNEL_OPTIONS["fastmath"]), "error_model": "numpy"})
-def _tanh_gates_row_overload(gi, gj, gf, go, c, m, w_i, w_f, w_o, use_peepholes, forget_bias, cell_clip):
-    if gi.dtype == types.float32:
-        return _tanh_gates_row_impl(_new_cell_state_f32, _new_output_f32)
-    return _tanh_gates_row_impl(_new_cell_state_exact, _new_output_exact)
+@overload(tanh_gates, jit_options={"fastmath": set(KERNEL_OPTIONS["fastmath"]), "error_model": "numpy"})
+def _tanh_gates_overload(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip):
+    if g.dtype == types.float32:
+        return _tanh_gates_impl(_new_cell_state_f32, _new_output_f32)
+    return _tanh_gates_impl(_new_cell_state_exact, _new_output_exact)
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -375,6 +387,9 @@ def lstm_gates(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip
     ``c`` holds the previous cell state on entry and the new one on exit;
     ``m = act(c_new) * sigmoid(o)`` (before any projection).
     """
+    if act_code == TANH:
+        tanh_gates(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip)
+        return
     units = c.shape[1]
     w_i = peepholes[0]
     w_f = peepholes[1]
@@ -386,22 +401,19 @@ def lstm_gates(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip
         go = g[r, 3 * units : 4 * units]
         cr = c[r]
         mr = m[r]
-        if act_code == TANH:
-            tanh_gates_row(gi, gj, gf, go, cr, mr, w_i, w_f, w_o, use_peepholes, forget_bias, cell_clip)
-        else:
-            for u in range(units):
-                cp = cr[u]
-                f_in = gf[u] + forget_bias
-                i_in = gi[u]
-                if use_peepholes:
-                    f_in = f_in + w_f[u] * cp
-                    i_in = i_in + w_i[u] * cp
-                cu = sigmoid(f_in) * cp + sigmoid(i_in) * activate(act_code, gj[u])
-                cu = cell_clip if cu > cell_clip else cu
-                cu = -cell_clip if cu < -cell_clip else cu
-                cr[u] = cu
-                o_in = go[u] + w_o[u] * cu if use_peepholes else go[u]
-                mr[u] = sigmoid(o_in) * activate(act_code, cu)
+        for u in range(units):
+            cp = cr[u]
+            f_in = gf[u] + forget_bias
+            i_in = gi[u]
+            if use_peepholes:
+                f_in = f_in + w_f[u] * cp
+                i_in = i_in + w_i[u] * cp
+            cu = sigmoid(f_in) * cp + sigmoid(i_in) * activate(act_code, gj[u])
+            cu = cell_clip if cu > cell_clip else cu
+            cu = -cell_clip if cu < -cell_clip else cu
+            cr[u] = cu
+            o_in = go[u] + w_o[u] * cu if use_peepholes else go[u]
+            mr[u] = sigmoid(o_in) * activate(act_code, cu)
 
 
 @njit(**KERNEL_OPTIONS)
