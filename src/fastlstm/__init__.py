@@ -7,8 +7,22 @@
 (2, 3, 4)
 """
 
-from .cell import BasicLSTMCell, LSTMStateTuple
-from .rnn import dynamic_rnn
+from .cell import BasicLSTMCell, LSTMCell, LSTMStateTuple, MultiRNNCell
+from .io.native import load, save
+from .model import LSTMModel
+from .rnn import bidirectional_dynamic_rnn, dynamic_rnn
+from .warmup import warmup
 
-__all__ = ["BasicLSTMCell", "LSTMStateTuple", "dynamic_rnn"]
+__all__ = [
+    "BasicLSTMCell",
+    "LSTMCell",
+    "LSTMModel",
+    "LSTMStateTuple",
+    "MultiRNNCell",
+    "bidirectional_dynamic_rnn",
+    "dynamic_rnn",
+    "load",
+    "save",
+    "warmup",
+]
 __version__ = "0.1.0"

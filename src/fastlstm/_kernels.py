@@ -183,7 +183,7 @@ def _tanh_gates_overload(g, n_rows, c, m, peepholes, use_peepholes, forget_bias,
     return _tanh_gates_impl(_new_cell_state_exact, _new_output_exact)
 
 
-@njit(inline="always", **KERNEL_OPTIONS)
+@njit(**KERNEL_OPTIONS)
 def activate(code, x):
     """Apply the built-in activation ``code`` to the scalar ``x``."""
     zero = x * 0
@@ -239,41 +239,6 @@ def _axpy8(g, a, w0, w1, w2, w3, w4, w5, w6, w7):
             + a6 * w6[n]
             + a7 * w7[n]
         )
-
-
-@njit(inline="always", **KERNEL_OPTIONS)
-def _axpy8_two_rows(g, h, a, b, w0, w1, w2, w3, w4, w5, w6, w7):
-    """:func:`_axpy8` for two rows at once, sharing each load of ``w``.
-
-    Every element sees exactly the operations of :func:`_axpy8`.
-    """
-    a0 = a[0]
-    a1 = a[1]
-    a2 = a[2]
-    a3 = a[3]
-    a4 = a[4]
-    a5 = a[5]
-    a6 = a[6]
-    a7 = a[7]
-    b0 = b[0]
-    b1 = b[1]
-    b2 = b[2]
-    b3 = b[3]
-    b4 = b[4]
-    b5 = b[5]
-    b6 = b[6]
-    b7 = b[7]
-    for n in range(g.shape[0]):
-        v0 = w0[n]
-        v1 = w1[n]
-        v2 = w2[n]
-        v3 = w3[n]
-        v4 = w4[n]
-        v5 = w5[n]
-        v6 = w6[n]
-        v7 = w7[n]
-        g[n] = g[n] + a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3 + a4 * v4 + a5 * v5 + a6 * v6 + a7 * v7
-        h[n] = h[n] + b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3 + b4 * v4 + b5 * v5 + b6 * v6 + b7 * v7
 
 
 @njit(inline="always", **KERNEL_OPTIONS)
@@ -361,14 +326,9 @@ def matmul_accumulate(a, n_rows, w, g, column_tile):
                     w0, w1, w2, w3, w4, w5, w6, w7,
                 )
                 r += 4
-            if r + 2 <= n_rows:
-                _axpy8_two_rows(
-                    g[r, n0:n1], g[r + 1, n0:n1], a[r, k : k + 8], a[r + 1, k : k + 8],
-                    w0, w1, w2, w3, w4, w5, w6, w7,
-                )
-                r += 2
-            if r < n_rows:
+            while r < n_rows:
                 _axpy8(g[r, n0:n1], a[r, k : k + 8], w0, w1, w2, w3, w4, w5, w6, w7)
+                r += 1
             k += 8
         while k < depth:
             w0 = w[k, n0:n1]
@@ -416,7 +376,7 @@ def lstm_gates(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip
             mr[u] = sigmoid(o_in) * activate(act_code, cu)
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(inline="always", **KERNEL_OPTIONS)
 def gather_chunk(rows, active, t0, t1, x, x_batch_stride, x_time_stride, lengths, reverse, x_rows, chunk_start):
     """Copy the inputs of steps ``t0 <= t < t1`` of the running rows into ``x_rows``.
 
@@ -439,7 +399,7 @@ def gather_chunk(rows, active, t0, t1, x, x_batch_stride, x_time_stride, lengths
     return active
 
 
-@njit(**KERNEL_OPTIONS)
+@njit(inline="always", **KERNEL_OPTIONS)
 def finish_rows(rows, c, h, lengths, max_time, out, out_batch_stride, out_time_stride, c_final, h_final):
     """Store each row's final state and zero its outputs past its length."""
     for r in range(rows.shape[0]):
@@ -705,36 +665,6 @@ def lstm_layer(
                 c_final,
                 h_final,
             )
-
-
-@njit(**KERNEL_OPTIONS)
-def schedule_blocks(block_costs, n_workers):
-    """Longest-processing-time-first assignment of blocks to workers.
-
-    Returns ``(worker_ptr, worker_blocks)``: worker ``w`` runs
-    ``worker_blocks[worker_ptr[w]:worker_ptr[w + 1]]``.
-    """
-    n_blocks = block_costs.shape[0]
-    by_cost = np.argsort(-block_costs, kind="mergesort")
-    load = np.zeros(n_workers, dtype=np.int64)
-    owner = np.empty(n_blocks, dtype=np.int64)
-    for i in range(n_blocks):
-        best = 0
-        for w in range(1, n_workers):
-            if load[w] < load[best]:
-                best = w
-        owner[by_cost[i]] = best
-        load[best] += block_costs[by_cost[i]]
-    counts = np.zeros(n_workers + 1, dtype=np.int64)
-    for blk in range(n_blocks):
-        counts[owner[blk] + 1] += 1
-    worker_ptr = np.cumsum(counts)
-    fill = worker_ptr[:-1].copy()
-    worker_blocks = np.empty(n_blocks, dtype=np.int64)
-    for blk in range(n_blocks):
-        worker_blocks[fill[owner[blk]]] = blk
-        fill[owner[blk]] += 1
-    return worker_ptr, worker_blocks
 
 
 def specialise_for_activation(user_activation):

@@ -6,6 +6,7 @@ worker threads; nothing here checks user input (that is `_validation`'s job).
 
 from __future__ import annotations
 
+import heapq
 import weakref
 from dataclasses import dataclass
 from typing import Callable
@@ -73,6 +74,24 @@ def _layer_kernels(activation: Activation) -> tuple[Callable, Callable]:
     return _custom_layers[key]
 
 
+def schedule_blocks(block_costs: np.ndarray, n_workers: int) -> tuple[np.ndarray, np.ndarray]:
+    """Longest-processing-time-first assignment of blocks to workers.
+
+    Returns ``(worker_ptr, worker_blocks)``: worker ``w`` runs the blocks
+    ``worker_blocks[worker_ptr[w]:worker_ptr[w + 1]]``.  Which worker runs a
+    block never changes its results, only the balance of the threads.
+    """
+    load = [(0, w) for w in range(n_workers)]
+    owner = np.empty(block_costs.shape[0], dtype=np.int64)
+    for blk in np.argsort(-block_costs, kind="stable"):
+        worker_load, worker = heapq.heappop(load)
+        owner[blk] = worker
+        heapq.heappush(load, (worker_load + int(block_costs[blk]), worker))
+    worker_blocks = np.argsort(owner, kind="stable").astype(np.int64)
+    worker_ptr = np.searchsorted(owner[worker_blocks], np.arange(n_workers + 1)).astype(np.int64)
+    return worker_ptr, worker_blocks
+
+
 def use_split_units(weights: LayerWeights, batch: int, n_workers: int) -> bool:
     """Whether a batch is too small to give each worker rows of its own."""
     return (
@@ -124,6 +143,7 @@ def run_layer(
     h0: np.ndarray,
     time_major: bool,
     reverse: bool = False,
+    split_units: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run one layer; returns ``(outputs, c_final, h_final)``.
 
@@ -131,6 +151,8 @@ def run_layer(
     (``[max_time, batch, depth]`` when ``time_major``); ``lengths`` int64;
     ``c0``/``h0`` C-contiguous ``[batch, units]``/``[batch, out_depth]``.
     With ``reverse`` each row runs backwards within its own length.
+    ``split_units`` picks the kernel (None: :func:`use_split_units` decides);
+    both give bitwise the same results.
     """
     dtype = weights.kernel.dtype
     if time_major:
@@ -162,8 +184,10 @@ def run_layer(
     tiling = (COLUMN_TILE, max(1, CHUNK_BYTES // (4 * units * dtype.itemsize)))
     layer, layer_split_units = _layer_kernels(weights.activation)
     x2d, out2d = x.reshape(-1, depth), out.reshape(-1, out_depth)
-    if use_split_units(weights, batch, n_workers):
-        w_x_parts, w_h_parts, bias_parts, peephole_parts = split_weights(weights, n_workers)
+    if split_units is None:
+        split_units = use_split_units(weights, batch, n_workers)
+    if split_units:
+        w_x_parts, w_h_parts, bias_parts, peephole_parts = split_weights(weights, max(n_workers, 2))
         layer_split_units(
             x2d, x_strides[0], x_strides[1], max_time, lengths, order,
             w_x_parts, w_h_parts, bias_parts, scalars, peephole_parts, weights.peepholes is not None,
@@ -175,7 +199,7 @@ def run_layer(
     rows_per_block = block_rows(batch, n_workers)
     block_ptr = np.append(np.arange(0, batch, rows_per_block), batch).astype(np.int64)
     block_costs = np.add.reduceat(lengths[order], block_ptr[:-1])
-    worker_ptr, worker_blocks = _kernels.schedule_blocks(block_costs, n_workers)
+    worker_ptr, worker_blocks = schedule_blocks(block_costs, n_workers)
     peepholes = weights.peepholes
     if peepholes is None:
         peepholes = np.zeros((3, units), dtype)

@@ -5,6 +5,7 @@ Messages name the offending value and, where there is one, the fix.
 
 from __future__ import annotations
 
+import itertools
 import operator
 from typing import Any
 
@@ -145,3 +146,81 @@ def weight(value: Any, shape: tuple[int, ...], what: str, dtype: np.dtype) -> np
     if array.shape != tuple(shape):
         raise ValueError(f"{what} must have shape {tuple(shape)}, got {array.shape}")
     return np.array(array, dtype=dtype, order="C", copy=True)
+
+
+def finite_float(value: Any, what: str) -> float:
+    """A finite real number as a Python float."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{what} must be a real number, got {value!r}") from exc
+    if not np.isfinite(number):
+        raise ValueError(f"{what} must be finite, got {value!r}")
+    return number
+
+
+def optional_positive_float(value: Any, what: str) -> float | None:
+    """None, or a finite number > 0 (a clipping bound)."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{what} must be a positive number or None, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{what} must be a positive number or None, got {value!r}") from exc
+    if not np.isfinite(number) or number <= 0:
+        raise ValueError(f"{what} must be a positive finite number or None, got {value!r}")
+    return number
+
+
+def optional_str(value: Any, what: str) -> str | None:
+    """None or a string."""
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{what} must be a string or None, got {type(value).__name__}: {value!r}")
+    return value
+
+
+def weight_list(weights: Any, names: tuple[str, ...], owner: str) -> list[Any]:
+    """The list handed to ``set_weights``: a list or tuple with one entry per name."""
+    expected = f"[{', '.join(names)}]"
+    if isinstance(weights, np.ndarray) or not isinstance(weights, (list, tuple)):
+        raise TypeError(f"{owner}.set_weights expects a list {expected}, got {type(weights).__name__}")
+    if len(weights) != len(names):
+        raise ValueError(f"{owner}.set_weights expects {expected}, got {len(weights)} arrays")
+    return list(weights)
+
+
+def distinct_cells(cells: list[Any]) -> None:
+    """Refuse one cell object used in two places (its weights would be shared)."""
+    seen: set[int] = set()
+    for cell in cells:
+        if id(cell) in seen:
+            raise ValueError(
+                f"the same cell object is used twice ({cell!r}); create one cell per layer and direction"
+            )
+        seen.add(id(cell))
+
+
+def same_dtype(cells: list[Any], labels: list[str]) -> np.dtype:
+    """The dtype all ``cells`` share; a ValueError naming the first that differs."""
+    first = cells[0].dtype
+    for cell, label in zip(cells, labels):
+        if cell.dtype != first:
+            raise ValueError(
+                f"{label} has dtype {cell.dtype} but {labels[0]} has dtype {first}; "
+                f"give every cell the same dtype"
+            )
+    return first
+
+
+def layer_chain(layers: list[tuple[str, int | None, int]]) -> None:
+    """Check that each layer's input depth is the previous layer's output depth.
+
+    ``layers`` holds ``(label, input_size or None if not built, output_size)``.
+    """
+    for (prev_label, _, prev_out), (label, depth, _) in itertools.pairwise(layers):
+        if depth is not None and depth != prev_out:
+            raise ValueError(
+                f"{label} takes inputs of depth {depth} but {prev_label} outputs depth {prev_out}"
+            )

@@ -1,4 +1,4 @@
-"""The ``fastlstm`` command: ``demo`` and ``bench``."""
+"""The ``fastlstm`` command: ``demo``, ``warmup`` and ``bench``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,14 @@ def _demo(args: argparse.Namespace) -> int:
         numba.set_num_threads(args.threads)
     result = run_demo(args.batch, args.max_time, args.input_size, args.num_units, args.repeats)
     return 0 if result["max_abs_error"] < 1e-5 else 1
+
+
+def _warmup(args: argparse.Namespace) -> int:
+    from .warmup import warmup
+
+    for dtype, seconds in warmup(args.dtype).items():
+        print(f"{dtype}: kernels ready in {seconds:.1f} s")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--threads", type=int, default=0, help="numba threads (default: all cores)")
     demo.set_defaults(run=_demo)
 
+    warm = commands.add_parser(
+        "warmup",
+        help="compile the kernels into numba's on-disk cache (e.g. while building a container image)",
+    )
+    warm.add_argument(
+        "--dtype", action="append", choices=["float32", "float64"],
+        help="dtype to prepare (repeatable; default: both)",
+    )
+    warm.set_defaults(run=_warmup)
+
     commands.add_parser(
         "bench",
         help="side-by-side comparison with PyTorch, ONNX Runtime, TensorFlow and numpy "
@@ -53,4 +71,6 @@ def main(argv: list[str] | None = None) -> int:
 
         return bench_main(argv[1:]) or 0
     args = build_parser().parse_args(argv)
+    if args.command == "warmup" and not args.dtype:
+        args.dtype = ["float32", "float64"]
     return args.run(args)

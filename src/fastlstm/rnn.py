@@ -1,4 +1,5 @@
-"""Drivers that run a cell over whole sequences: TF 1's ``dynamic_rnn``."""
+"""Drivers that run a cell over whole sequences: TF 1's ``dynamic_rnn`` and
+``bidirectional_dynamic_rnn``."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from typing import Any
 import numpy as np
 
 from . import _validation as check
+from .cell import RNNCell
 
-__all__ = ["dynamic_rnn"]
+__all__ = ["bidirectional_dynamic_rnn", "dynamic_rnn"]
 
 
-def _run_dtype(cell: Any, initial_state: Any, dtype: Any) -> np.dtype:
+def _run_dtype(cell: RNNCell, initial_state: Any, dtype: Any) -> np.dtype:
     """TF's rule: the initial state's dtype wins, then ``dtype``, then the cell's."""
     if initial_state is not None:
         state_dtype = cell._state_dtype(initial_state)
@@ -22,9 +24,12 @@ def _run_dtype(cell: Any, initial_state: Any, dtype: Any) -> np.dtype:
     return cell.dtype
 
 
-def _check_cell(cell: Any) -> None:
-    if not hasattr(cell, "_run_sequence"):
-        raise TypeError(f"cell must be a fastlstm cell (e.g. BasicLSTMCell), got {type(cell).__name__}")
+def _check_cell(cell: Any, what: str = "cell") -> None:
+    if not isinstance(cell, RNNCell):
+        raise TypeError(
+            f"{what} must be a fastlstm cell (BasicLSTMCell, LSTMCell or MultiRNNCell), "
+            f"got {type(cell).__name__}"
+        )
 
 
 def prepare_inputs(
@@ -56,7 +61,7 @@ def dynamic_rnn(
 
     Parameters
     ----------
-    cell : BasicLSTMCell
+    cell : BasicLSTMCell, LSTMCell or MultiRNNCell
         The cell; built on first use if it has no weights yet.
     inputs : array_like, shape ``[batch, max_time, input_size]``
         ``[max_time, batch, input_size]`` when ``time_major``. Any memory layout;
@@ -75,8 +80,9 @@ def dynamic_rnn(
     -------
     outputs : ndarray
         ``[batch, max_time, output_size]`` (time-major if ``time_major``).
-    state : LSTMStateTuple or ndarray
-        The final state, as the cell's ``state_is_tuple`` says.
+    state : LSTMStateTuple, ndarray or tuple
+        The final state, as the cell's ``state_is_tuple`` says (a tuple of
+        the cells' states for a :class:`MultiRNNCell`).
 
     Raises
     ------
@@ -95,3 +101,82 @@ def dynamic_rnn(
     run_dtype = _run_dtype(cell, initial_state, dtype)
     x, lengths = prepare_inputs(inputs, sequence_length, time_major, run_dtype)
     return cell._run_sequence(x, lengths, initial_state, time_major, run_dtype)
+
+
+def bidirectional_dynamic_rnn(
+    cell_fw: Any,
+    cell_bw: Any,
+    inputs: Any,
+    sequence_length: Any = None,
+    initial_state_fw: Any = None,
+    initial_state_bw: Any = None,
+    dtype: Any = None,
+    time_major: bool = False,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[Any, Any]]:
+    """Run ``cell_fw`` forwards and ``cell_bw`` backwards, like ``tf.compat.v1.nn.bidirectional_dynamic_rnn``.
+
+    The backward cell sees each row reversed *within its own length*, as TF's
+    ``reverse_sequence`` does: row ``b`` runs over steps ``sequence_length[b] - 1``
+    down to 0, and the padding stays where it is. ``output_bw`` is returned in
+    input time order (step ``t`` of ``output_bw`` belongs to input step ``t``)
+    and is zero past each length, as in TF. No reversed copy of the inputs is
+    made: the kernel reads the steps backwards.
+
+    Parameters
+    ----------
+    cell_fw, cell_bw : BasicLSTMCell, LSTMCell or MultiRNNCell
+        The forward and the backward cell; each is built on first use if it
+        has no weights yet.
+    inputs : array_like, shape ``[batch, max_time, input_size]``
+        ``[max_time, batch, input_size]`` when ``time_major``. Never modified.
+    sequence_length : array_like of int, shape ``[batch]``, optional
+        Valid steps per row, each in ``[0, max_time]``; all steps when None.
+    initial_state_fw, initial_state_bw : state, optional
+        As the cell's ``zero_state`` returns; zeros when None. The dtype of
+        each, when given, is that direction's computation dtype.
+    dtype : float32 or float64, optional
+        Computation dtype of a direction without an initial state; the cell's
+        by default.
+    time_major : bool, default False
+        Layout of ``inputs`` and of the outputs.
+
+    Returns
+    -------
+    (output_fw, output_bw) : tuple of ndarray
+        Each ``[batch, max_time, cell.output_size]`` (time-major if
+        ``time_major``); concatenate them on the last axis for TF's usual
+        ``tf.concat(outputs, 2)``.
+    (state_fw, state_bw) : tuple
+        The final states; ``state_bw`` is the state after the backward cell
+        has reached step 0.
+
+    Raises
+    ------
+    ValueError
+        Bad shapes or lengths, input depth that differs from either cell.
+    TypeError
+        Non-numeric inputs, lengths or states; a cell that is not a fastlstm cell.
+
+    Examples
+    --------
+    >>> import numpy as np, fastlstm
+    >>> fw, bw = fastlstm.BasicLSTMCell(4), fastlstm.BasicLSTMCell(5)
+    >>> x = np.ones((2, 6, 3), np.float32)
+    >>> (out_fw, out_bw), (state_fw, state_bw) = fastlstm.bidirectional_dynamic_rnn(
+    ...     fw, bw, x, sequence_length=[6, 2])
+    >>> np.concatenate([out_fw, out_bw], axis=2).shape, float(abs(out_bw[1, 2:]).max())
+    ((2, 6, 9), 0.0)
+    """
+    _check_cell(cell_fw, "cell_fw")
+    _check_cell(cell_bw, "cell_bw")
+    dtype_fw = _run_dtype(cell_fw, initial_state_fw, dtype)
+    dtype_bw = _run_dtype(cell_bw, initial_state_bw, dtype)
+    x_fw, lengths = prepare_inputs(inputs, sequence_length, time_major, dtype_fw)
+    x_bw = x_fw if dtype_bw == dtype_fw else prepare_inputs(inputs, sequence_length, time_major, dtype_bw)[0]
+    batch = lengths.shape[0]
+    depth = x_fw.shape[2]
+    prepared_fw = cell_fw._prepare(depth, batch, initial_state_fw, dtype_fw, "cell_fw: ")
+    prepared_bw = cell_bw._prepare(depth, batch, initial_state_bw, dtype_bw, "cell_bw: ")
+    output_fw, state_fw = cell_fw._execute(prepared_fw, x_fw, lengths, time_major, False)
+    output_bw, state_bw = cell_bw._execute(prepared_bw, x_bw, lengths, time_major, True)
+    return (output_fw, output_bw), (state_fw, state_bw)

@@ -1,0 +1,297 @@
+"""fastlstm's own file format: one ``.npz`` holding a JSON config and the weights.
+
+Layout of the archive (all loadable with ``np.load(path, allow_pickle=False)``):
+
+``fastlstm_format_version``
+    0-d int64, the format version (:data:`FORMAT_VERSION`).
+``fastlstm_config``
+    0-d unicode array, JSON: ``{"class": ..., <constructor arguments>}`` for a
+    cell (``cell.get_config()``), ``{"class": "MultiRNNCell", "cells": [...]}``
+    or ``{"class": "LSTMModel", "layers": [...]}`` where a bidirectional layer
+    is a two-element list ``[cell_fw, cell_bw]``.
+one array per weight
+    Named by its place in the object and the cell's weight name:
+    ``kernel`` for a single cell, ``cells.1.bias`` in a MultiRNNCell,
+    ``layers.0.bw.w_f_diag`` in a model. Stored in the cell's dtype.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+from typing import Any
+
+import numpy as np
+
+from ..activations import ACTIVATIONS
+from ..cell import BasicLSTMCell, LSTMCell, MultiRNNCell, RNNCell
+from ..model import LSTMModel
+
+__all__ = ["FORMAT_VERSION", "load", "save"]
+
+FORMAT_VERSION = 1
+_VERSION_KEY = "fastlstm_format_version"
+_CONFIG_KEY = "fastlstm_config"
+_LEAF_CLASSES: dict[str, type] = {"BasicLSTMCell": BasicLSTMCell, "LSTMCell": LSTMCell}
+
+Saveable = RNNCell | LSTMModel
+
+
+def save(path: str | os.PathLike, model_or_cell: Saveable) -> None:
+    """Write a built cell or model to ``path`` (exactly that name; no suffix is added).
+
+    The file is written to a temporary file in the same directory and then
+    renamed over ``path``, so a reader never sees a half-written file and a
+    failed save leaves any previous file intact. Loading gives back the same
+    settings and bit-identical weights.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Destination file.
+    model_or_cell : BasicLSTMCell, LSTMCell, MultiRNNCell or LSTMModel
+        What to save; every cell in it must be built (have weights).
+
+    Raises
+    ------
+    TypeError
+        If ``model_or_cell`` is not a fastlstm cell or model.
+    ValueError
+        If a cell is not built, or uses a custom (numba) activation, which
+        the format cannot store: only the built-in activations are saved, by name.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, fastlstm
+    >>> cell = fastlstm.LSTMCell(4, num_proj=2)
+    >>> cell.build(3, seed=0)
+    >>> path = os.path.join(tempfile.mkdtemp(), "cell.npz")
+    >>> fastlstm.save(path, cell)
+    >>> loaded = fastlstm.load(path)
+    >>> loaded.get_config() == cell.get_config()
+    True
+    >>> all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), cell.get_weights()))
+    True
+    """
+    arrays: dict[str, np.ndarray] = {}
+    config = _describe(model_or_cell, "", arrays)
+    payload = {
+        _VERSION_KEY: np.array(FORMAT_VERSION, dtype=np.int64),
+        _CONFIG_KEY: np.array(json.dumps(config, allow_nan=False)),
+        **arrays,
+    }
+    target = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(target))
+    temporary = os.path.join(directory, f".{os.path.basename(target)}.{secrets.token_hex(8)}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            np.savez(stream, **payload)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def load(path: str | os.PathLike) -> Saveable:
+    """Read a cell or model written by :func:`save`.
+
+    Everything is checked before an object is returned: the format version,
+    the JSON config (known classes, exactly the expected settings, valid
+    values), and every weight array (present, of the cell's dtype and shape,
+    none left over). The archive is read with ``allow_pickle=False``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by :func:`save`.
+
+    Returns
+    -------
+    BasicLSTMCell, LSTMCell, MultiRNNCell or LSTMModel
+        Built, with the saved weights.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a valid fastlstm file of a supported version; the
+        message says what is wrong.
+    OSError
+        If the file cannot be opened (missing, a directory, no permission).
+    """
+    name = os.fspath(path)
+    try:
+        archive = np.load(name, allow_pickle=False)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except Exception as exc:
+        raise ValueError(f"{name} is not a fastlstm file (not a readable .npz archive): {exc}") from exc
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(f"{name} is not a fastlstm file: it holds a single array, not an .npz archive")
+    with archive:
+        try:
+            arrays = {key: archive[key] for key in archive.files}
+        except Exception as exc:
+            raise ValueError(f"{name} is not a valid fastlstm file: cannot read its arrays: {exc}") from exc
+    try:
+        return _load_arrays(arrays)
+    except RecursionError as exc:
+        raise ValueError(f"{name} is not a valid fastlstm file: its config is nested too deeply") from exc
+    except ValueError as exc:
+        raise ValueError(f"{name} is not a valid fastlstm file: {exc}") from exc
+
+
+# -- writing ------------------------------------------------------------------------------
+def _describe(obj: Any, prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The JSON config of ``obj``; its weights are added to ``arrays``."""
+    if isinstance(obj, LSTMModel):
+        layers: list[Any] = []
+        for k, layer in enumerate(obj.layers):
+            if isinstance(layer, tuple):
+                pair = zip(layer, ("fw", "bw"))
+                layers.append([_describe(cell, f"{prefix}layers.{k}.{d}.", arrays) for cell, d in pair])
+            else:
+                layers.append(_describe(layer, f"{prefix}layers.{k}.", arrays))
+        return {"class": "LSTMModel", "layers": layers}
+    if isinstance(obj, MultiRNNCell):
+        cells = [_describe(cell, f"{prefix}cells.{k}.", arrays) for k, cell in enumerate(obj.cells)]
+        return {"class": "MultiRNNCell", "cells": cells}
+    if type(obj) in _LEAF_CLASSES.values():
+        if not obj.built:
+            raise ValueError(
+                f"cannot save {obj!r}: it has no weights yet; call build(input_size) or set_weights() first"
+            )
+        config = obj.get_config()
+        if config["activation"] is not None and not isinstance(config["activation"], str):
+            raise ValueError(
+                f"cannot save {obj!r}: its activation is a custom function, and the native format "
+                f"stores activations by name only (one of {sorted(ACTIVATIONS)})"
+            )
+        for weight_name, value in zip(obj.weight_names, obj.get_weights()):
+            arrays[prefix + weight_name] = value
+        return {"class": type(obj).__name__, **config}
+    raise TypeError(
+        f"save expects a BasicLSTMCell, LSTMCell, MultiRNNCell or LSTMModel, got {type(obj).__name__}"
+    )
+
+
+# -- reading ------------------------------------------------------------------------------
+def _load_arrays(arrays: dict[str, np.ndarray]) -> Saveable:
+    version = arrays.pop(_VERSION_KEY, None)
+    if version is None:
+        raise ValueError(f"no {_VERSION_KEY!r} array (was it written by fastlstm.save?)")
+    if version.shape != () or version.dtype.kind not in "iu":
+        raise ValueError(
+            f"{_VERSION_KEY!r} must be a 0-d integer array, got {version.dtype} of shape {version.shape}"
+        )
+    if int(version) != FORMAT_VERSION:
+        raise ValueError(
+            f"format version {int(version)} is not supported; this fastlstm reads version {FORMAT_VERSION}"
+            + (" (the file is newer: upgrade fastlstm)" if int(version) > FORMAT_VERSION else "")
+        )
+    text = arrays.pop(_CONFIG_KEY, None)
+    if text is None:
+        raise ValueError(f"no {_CONFIG_KEY!r} array")
+    if text.shape != () or text.dtype.kind != "U":
+        raise ValueError(
+            f"{_CONFIG_KEY!r} must be a 0-d unicode array, got {text.dtype} of shape {text.shape}"
+        )
+    try:
+        config = json.loads(str(text))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{_CONFIG_KEY!r} is not valid JSON: {exc}") from exc
+    obj = _build(config, "", arrays, "config")
+    if arrays:
+        raise ValueError(f"arrays not used by the config: {sorted(arrays)}")
+    return obj
+
+
+def _build(config: Any, prefix: str, arrays: dict[str, np.ndarray], where: str) -> Any:
+    """The object described by ``config`` (at ``where`` in the JSON), weights popped from ``arrays``."""
+    if not isinstance(config, dict):
+        raise ValueError(f"{where} must be a JSON object, got {type(config).__name__}")
+    class_name = config.get("class")
+    if class_name == "LSTMModel":
+        _expect_keys(config, {"class", "layers"}, where)
+        layers = _json_list(config["layers"], f"{where}.layers")
+        built = []
+        for k, layer in enumerate(layers):
+            here = f"{where}.layers[{k}]"
+            if isinstance(layer, list):
+                if len(layer) != 2:
+                    raise ValueError(
+                        f"{here} must be a cell or a [cell_fw, cell_bw] pair, got {len(layer)} items"
+                    )
+                built.append(
+                    tuple(
+                        _build(cell, f"{prefix}layers.{k}.{d}.", arrays, f"{here}[{i}]")
+                        for i, (cell, d) in enumerate(zip(layer, ("fw", "bw")))
+                    )
+                )
+            else:
+                built.append(_build(layer, f"{prefix}layers.{k}.", arrays, here))
+        return _construct(LSTMModel, where, built)
+    if class_name == "MultiRNNCell":
+        _expect_keys(config, {"class", "cells"}, where)
+        cells = _json_list(config["cells"], f"{where}.cells")
+        built = [
+            _build(cell, f"{prefix}cells.{k}.", arrays, f"{where}.cells[{k}]") for k, cell in enumerate(cells)
+        ]
+        return _construct(MultiRNNCell, where, built)
+    if class_name in _LEAF_CLASSES:
+        return _build_leaf(_LEAF_CLASSES[class_name], config, prefix, arrays, where)
+    known = sorted([*_LEAF_CLASSES, "MultiRNNCell", "LSTMModel"])
+    raise ValueError(f"{where}: unknown class {class_name!r}; expected one of {known}")
+
+
+def _build_leaf(cls: type, config: dict, prefix: str, arrays: dict[str, np.ndarray], where: str) -> RNNCell:
+    defaults = cls(num_units=1).get_config()
+    _expect_keys(config, {"class", *defaults}, where)
+    settings = {key: value for key, value in config.items() if key != "class"}
+    for key, default in defaults.items():
+        if isinstance(default, bool) and not isinstance(settings[key], bool):
+            raise ValueError(f"{where}.{key} must be true or false, got {settings[key]!r}")
+    cell = _construct(cls, where, **settings)
+    weights = []
+    for weight_name in cell.weight_names:
+        key = prefix + weight_name
+        if key not in arrays:
+            raise ValueError(
+                f"missing array {key!r} ({where} is a {cls.__name__} with {list(cell.weight_names)})"
+            )
+        value = arrays.pop(key)
+        if value.dtype.kind != "f" or value.dtype.type is not cell.dtype.type:
+            raise ValueError(f"array {key!r} has dtype {value.dtype}, but {where} has dtype {cell.dtype}")
+        weights.append(value)
+    try:
+        cell.set_weights(weights)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: bad weights: {exc}") from exc
+    return cell
+
+
+def _construct(cls: type, where: str, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return cls(*args, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: invalid {cls.__name__}: {exc}") from exc
+
+
+def _expect_keys(config: dict, expected: set[str], where: str) -> None:
+    missing = sorted(expected - set(config))
+    unexpected = sorted(set(config) - expected)
+    if missing or unexpected:
+        raise ValueError(
+            f"{where} ({config.get('class')}): missing keys {missing}, unexpected keys {unexpected}"
+        )
+
+
+def _json_list(value: Any, where: str) -> list:
+    if not isinstance(value, list):
+        raise ValueError(f"{where} must be a JSON list, got {type(value).__name__}")
+    return value
