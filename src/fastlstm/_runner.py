@@ -22,7 +22,8 @@ from .activations import Activation
 MAX_BLOCK_ROWS = 16
 # Columns of the weight matrix processed per tile (keeps the tile in L2).
 COLUMN_TILE = 512
-# Bytes of input projections ([steps x rows, 4 * units]) a block keeps at once.
+# Bytes of input projections ([steps x rows, 4 * units]) a block keeps at once:
+# at most this, and at most a quarter of the outputs' size over all workers.
 CHUNK_BYTES = 256 * 1024
 
 # Batches of fewer rows than this per worker run with the units split across
@@ -181,7 +182,8 @@ def run_layer(
         ],
         dtype=dtype,
     )
-    tiling = (COLUMN_TILE, max(1, CHUNK_BYTES // (4 * units * dtype.itemsize)))
+    chunk_bytes = min(CHUNK_BYTES, out.nbytes // (4 * n_workers))
+    tiling = (COLUMN_TILE, max(1, chunk_bytes // (4 * units * dtype.itemsize)))
     layer, layer_split_units = _layer_kernels(weights.activation)
     x2d, out2d = x.reshape(-1, depth), out.reshape(-1, out_depth)
     if split_units is None:
