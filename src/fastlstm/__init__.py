@@ -8,6 +8,7 @@
 """
 
 from .cell import BasicLSTMCell, LSTMCell, LSTMStateTuple, MultiRNNCell
+from .convert import from_keras, from_tf_checkpoint, from_torch
 from .io.native import load, save
 from .model import LSTMModel
 from .rnn import bidirectional_dynamic_rnn, dynamic_rnn
@@ -21,6 +22,9 @@ __all__ = [
     "MultiRNNCell",
     "bidirectional_dynamic_rnn",
     "dynamic_rnn",
+    "from_keras",
+    "from_tf_checkpoint",
+    "from_torch",
     "load",
     "save",
     "warmup",

@@ -1,0 +1,351 @@
+"""Build an :class:`~fastlstm.LSTMModel` from Keras ``LSTM`` and ``Bidirectional(LSTM)`` layers.
+
+Keras is never imported: files are read by :func:`fastlstm.io.read_keras_weights`
+(h5py), and Keras objects are used through ``get_config()``, ``get_weights()``,
+``layers``, ``forward_layer`` / ``backward_layer`` and their class names.
+
+A Keras LSTM computes ``z = x @ kernel + h @ recurrent_kernel + bias`` with gate
+blocks (i, f, c, o) and adds nothing to the forget gate at run time
+(``unit_forget_bias`` only initialises the bias). That is TF's cell with
+``kernel = concat([kernel, recurrent_kernel])`` and both it and ``bias``
+reordered to (i, j=c, f, o), and ``forget_bias=0.0``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..cell import BasicLSTMCell
+from ..io import (
+    KerasBidirectionalConfig,
+    KerasBidirectionalWeights,
+    KerasLSTMConfig,
+    KerasLSTMWeights,
+    read_keras_weights,
+)
+from ..model import LSTMModel
+from ._common import default_dtype, float_array, to_tf_gate_order
+
+__all__ = ["from_keras"]
+
+# Keras activation name -> fastlstm's name for the same function.
+_ACTIVATIONS = {
+    "tanh": "tanh",
+    "relu": "relu",
+    "sigmoid": "sigmoid",
+    "linear": "linear",
+    "softsign": "softsign",
+    "elu": "elu",
+    "relu6": "relu6",
+    "selu": "selu",
+    "swish": "swish",
+    "silu": "swish",
+    "hard_sigmoid": "hard_sigmoid",
+}
+# Layers that are the identity at inference: skipped in a model.
+_IDENTITY_LAYERS = frozenset(
+    {
+        "InputLayer",
+        "Dropout",
+        "SpatialDropout1D",
+        "GaussianNoise",
+        "GaussianDropout",
+        "AlphaDropout",
+        "ActivityRegularization",
+    }
+)
+
+KerasLayer = KerasLSTMWeights | KerasBidirectionalWeights
+
+
+def from_keras(layer_or_model_or_path: Any, dtype: Any = None) -> LSTMModel:
+    """Build a model from a Keras LSTM stack: a file, a layer or model object, or ``get_weights()``.
+
+    Parameters
+    ----------
+    layer_or_model_or_path : str, path-like, Keras layer or model, or list of arrays
+        * A ``.keras``, ``.weights.h5`` or legacy tf.keras ``.h5`` file (needs
+          h5py: ``pip install fastlstm[keras]``). A ``.weights.h5`` stores no
+          layer options: Keras' defaults are assumed (tanh, sigmoid gates,
+          ``merge_mode="concat"``).
+        * An ``LSTM`` or ``Bidirectional(LSTM)`` layer, or a Sequential /
+          Functional model made of them (``InputLayer`` and layers that are the
+          identity at inference, such as ``Dropout``, are skipped; any other layer
+          is refused). A Functional model must be a plain chain of those layers.
+        * The ``get_weights()`` of one ``LSTM`` layer, ``[kernel,
+          recurrent_kernel, bias]`` (or without ``bias`` for ``use_bias=False``),
+          Keras' defaults assumed (tanh, sigmoid gates).
+    dtype : float32 or float64, optional
+        Dtype of the model; float64 if the weights are float64, else float32.
+
+    Returns
+    -------
+    LSTMModel
+        One layer per Keras layer: a :class:`~fastlstm.BasicLSTMCell` with
+        ``forget_bias=0.0``, or a ``(cell_fw, cell_bw)`` pair for
+        ``Bidirectional``. Its ``outputs`` are the Keras model's when every
+        layer has ``return_sequences=True``; with ``return_sequences=False`` on
+        the top layer, Keras returns the final output, ``states[-1].h`` (for a
+        bidirectional top layer, the concatenation of both directions' ``h``).
+        Inputs are batch-major as in Keras (``time_major=True`` for a tf.keras
+        layer built with ``time_major=True``). Dropout is not applied
+        (inference), and a ``stateful`` layer's state is not carried between
+        calls: pass it as ``initial_state``.
+
+    Raises
+    ------
+    ValueError
+        Layers other than LSTM / Bidirectional(LSTM) (GRU, SimpleRNN, Dense, ...),
+        an activation fastlstm does not have (or Keras 3's ``hard_sigmoid``,
+        which is not tf.keras' one), a ``recurrent_activation`` other than
+        ``"sigmoid"``, ``go_backwards=True`` outside ``Bidirectional``, a
+        ``merge_mode`` other than ``"concat"``, a layer with
+        ``return_sequences=False`` below another, or weights of the wrong shape.
+        File problems raise :class:`fastlstm.io.KerasFileError` (a ValueError).
+    TypeError
+        If the argument is none of the above.
+
+    Notes
+    -----
+    Keras 3's ``"hard_sigmoid"`` is ``relu6(x + 3) / 6``; tf.keras (Keras 2)
+    and fastlstm use ``clip(0.2 x + 0.5, 0, 1)``. A Keras 3 model using it is
+    refused rather than converted to different numbers.
+
+    Examples
+    --------
+    >>> import numpy as np, fastlstm
+    >>> rng = np.random.default_rng(0)
+    >>> weights = [rng.uniform(-0.5, 0.5, shape).astype(np.float32)   # keras_lstm.get_weights()
+    ...            for shape in [(3, 16), (4, 16), (16,)]]
+    >>> model = fastlstm.from_keras(weights)
+    >>> model.layers[0].forget_bias, model.input_size, model.output_size
+    (0.0, 3, 4)
+    >>> model(np.ones((2, 6, 3), np.float32))[0].shape
+    (2, 6, 4)
+    """
+    layers, version = _keras_layers(layer_or_model_or_path)
+    arrays = [a for layer in layers for side in _sides(layer) for a in _arrays(side)]
+    dtype = default_dtype(dtype, arrays)
+    built: list[Any] = []
+    for k, layer in enumerate(layers):
+        top = k == len(layers) - 1
+        if isinstance(layer, KerasLSTMWeights):
+            _check_direction(layer, False, f"LSTM {layer.name!r}")
+            _check_sequences(layer, top)
+            built.append(_cell(layer, version, dtype))
+            continue
+        label = f"Bidirectional {layer.name!r}"
+        merge_mode = "concat" if layer.config is None else layer.config.merge_mode
+        if merge_mode != "concat":
+            raise ValueError(
+                f"{label} has merge_mode={merge_mode!r}; fastlstm supports only 'concat' "
+                "(outputs [forward, backward] on the last axis)"
+            )
+        _check_direction(layer.forward, False, f"{label} forward layer")
+        _check_direction(layer.backward, True, f"{label} backward layer")
+        _check_sequences(layer.forward, top)
+        built.append((_cell(layer.forward, version, dtype), _cell(layer.backward, version, dtype)))
+    _check_chain(layers)
+    return LSTMModel(built)
+
+
+# ------------------------------------------------------------------ sources to layers
+
+
+def _keras_layers(source: Any) -> tuple[list[KerasLayer], str | None]:
+    """The LSTM layers of ``source`` in model order, and the Keras version (if known)."""
+    if isinstance(source, (str, os.PathLike)):
+        model = read_keras_weights(source)
+        return list(model.layers), model.keras_version
+    if isinstance(source, (list, tuple)):
+        if any(hasattr(item, "get_weights") for item in source):
+            raise TypeError("pass a Keras model or one layer, not a list of layers")
+        return [_lstm_weights("lstm", list(source), None, "the weights given")], None
+    class_name = type(source).__name__
+    if class_name in ("LSTM", "Bidirectional"):
+        return [_layer_object(source)], _keras_version(source)
+    if hasattr(source, "layers") and hasattr(source, "get_config"):
+        layers = []
+        for layer in source.layers:
+            kind = type(layer).__name__
+            if kind in ("LSTM", "Bidirectional"):
+                layers.append(_layer_object(layer))
+            elif kind not in _IDENTITY_LAYERS:
+                raise ValueError(_unsupported_layer(layer, f"{class_name} model"))
+        if not layers:
+            raise ValueError(f"the {class_name} model has no LSTM or Bidirectional(LSTM) layer")
+        return layers, _keras_version(source)
+    if hasattr(source, "get_weights") and hasattr(source, "get_config"):
+        raise ValueError(_unsupported_layer(source, "from_keras"))
+    raise TypeError(
+        "from_keras takes a Keras file path, an LSTM / Bidirectional(LSTM) layer, a Keras model, "
+        f"or a layer's get_weights() list; got {class_name}"
+    )
+
+
+def _unsupported_layer(layer: Any, where: str) -> str:
+    kind = type(layer).__name__
+    name = getattr(layer, "name", None)
+    label = f"layer {name!r} ({kind})" if isinstance(name, str) else kind
+    return (
+        f"{where}: {label}: {kind} is not supported; fastlstm converts LSTM and Bidirectional(LSTM) "
+        "layers (InputLayer and Dropout-like layers are skipped)"
+    )
+
+
+def _keras_version(obj: Any) -> str | None:
+    """``__version__`` of the (already imported) package a Keras object's class comes from."""
+    package = sys.modules.get(type(obj).__module__.split(".")[0])
+    version = getattr(package, "__version__", None)
+    return version if isinstance(version, str) else None
+
+
+def _layer_object(layer: Any) -> KerasLayer:
+    """A Keras LSTM or Bidirectional(LSTM) layer object, as the file reader would return it."""
+    config = layer.get_config()
+    name = config.get("name") or type(layer).__name__
+    if type(layer).__name__ == "LSTM":
+        return _lstm_weights(name, layer.get_weights(), _lstm_config(config), f"LSTM {name!r}")
+    sides = []
+    for side in (layer.forward_layer, layer.backward_layer):
+        if type(side).__name__ != "LSTM":
+            raise ValueError(_unsupported_layer(side, f"Bidirectional {name!r}"))
+        side_config = side.get_config()
+        side_name = side_config.get("name") or "lstm"
+        sides.append(
+            _lstm_weights(side_name, side.get_weights(), _lstm_config(side_config), f"LSTM {side_name!r}")
+        )
+    merge_mode = config.get("merge_mode", "concat")
+    return KerasBidirectionalWeights(name, sides[0], sides[1], KerasBidirectionalConfig(merge_mode, config))
+
+
+def _lstm_config(raw: dict[str, Any]) -> KerasLSTMConfig:
+    """The options of a Keras LSTM ``get_config()`` (Keras' defaults where absent)."""
+    return KerasLSTMConfig(
+        activation=raw.get("activation", "tanh"),
+        recurrent_activation=raw.get("recurrent_activation", "sigmoid"),
+        use_bias=bool(raw.get("use_bias", True)),
+        unit_forget_bias=bool(raw.get("unit_forget_bias", True)),
+        go_backwards=bool(raw.get("go_backwards", False)),
+        return_sequences=bool(raw.get("return_sequences", False)),
+        return_state=bool(raw.get("return_state", False)),
+        stateful=bool(raw.get("stateful", False)),
+        time_major=bool(raw.get("time_major", False)),
+        raw=raw,
+    )
+
+
+def _lstm_weights(
+    name: str, weights: Sequence[Any], config: KerasLSTMConfig | None, label: str
+) -> KerasLSTMWeights:
+    """Checked ``[kernel, recurrent_kernel(, bias)]`` of one LSTM layer."""
+    if len(weights) not in (2, 3):
+        raise ValueError(
+            f"{label}: got {len(weights)} weight arrays; an LSTM has [kernel, recurrent_kernel, bias] "
+            "(or two without bias)" + ("; is the layer built?" if not weights else "")
+        )
+    kernel, recurrent = (
+        float_array(w, f"{label}: {n}") for w, n in zip(weights, ("kernel", "recurrent_kernel"))
+    )
+    bias = float_array(weights[2], f"{label}: bias") if len(weights) == 3 else None
+    if recurrent.ndim != 2 or recurrent.shape[0] == 0 or recurrent.shape[1] != 4 * recurrent.shape[0]:
+        raise ValueError(
+            f"{label}: recurrent_kernel has shape {recurrent.shape}; expected [units, 4 * units]"
+        )
+    units = recurrent.shape[0]
+    if kernel.ndim != 2 or kernel.shape[0] == 0 or kernel.shape[1] != 4 * units:
+        raise ValueError(f"{label}: kernel has shape {kernel.shape}; expected [input_size, {4 * units}]")
+    if bias is not None and bias.shape != (4 * units,):
+        raise ValueError(f"{label}: bias has shape {bias.shape}; expected ({4 * units},)")
+    if config is not None and config.use_bias != (bias is not None):
+        raise ValueError(f"{label}: use_bias={config.use_bias} but {len(weights)} weight arrays were given")
+    return KerasLSTMWeights(name, kernel, recurrent, bias, config)
+
+
+# ------------------------------------------------------------------ layers to cells
+
+
+def _sides(layer: KerasLayer) -> tuple[KerasLSTMWeights, ...]:
+    return (layer,) if isinstance(layer, KerasLSTMWeights) else (layer.forward, layer.backward)
+
+
+def _arrays(layer: KerasLSTMWeights) -> list[np.ndarray]:
+    return [a for a in (layer.kernel, layer.recurrent_kernel, layer.bias) if a is not None]
+
+
+def _check_direction(layer: KerasLSTMWeights, backwards: bool, label: str) -> None:
+    if layer.config is None or layer.config.go_backwards == backwards:
+        return
+    if layer.config.go_backwards:
+        raise ValueError(
+            f"{label} has go_backwards=True: Keras then returns the outputs in reversed time order, "
+            "which fastlstm does not; go_backwards is supported inside Bidirectional only"
+        )
+    raise ValueError(
+        f"{label} has go_backwards=False; a Bidirectional backward layer must have go_backwards=True"
+    )
+
+
+def _check_sequences(layer: KerasLSTMWeights, top: bool) -> None:
+    if layer.config is not None and not layer.config.return_sequences and not top:
+        raise ValueError(
+            f"LSTM {layer.name!r} has return_sequences=False but another layer follows it; fastlstm "
+            "passes whole sequences between layers"
+        )
+
+
+def _check_chain(layers: list[KerasLayer]) -> None:
+    """Each layer's input depth is the output depth of the layer below (concat for Bidirectional)."""
+    for below, layer in itertools.pairwise(layers):
+        out = sum(side.units for side in _sides(below))
+        depth = _sides(layer)[0].input_size
+        if depth != out:
+            assumed = (
+                " (merge_mode 'concat' was assumed: the file stores no layer options)"
+                if isinstance(below, KerasBidirectionalWeights) and below.config is None
+                else ""
+            )
+            raise ValueError(
+                f"layer {layer.name!r} takes inputs of depth {depth} but the layer below, "
+                f"{below.name!r}, outputs {out}{assumed}"
+            )
+
+
+def _activation(name: Any, version: str | None, label: str) -> str:
+    if name == "hard_sigmoid" and not (version or "").startswith("2."):
+        raise ValueError(
+            f"{label}: activation 'hard_sigmoid' from Keras {version or '3 (or an unknown version)'} is "
+            "relu6(x + 3) / 6, not the clip(0.2 x + 0.5, 0, 1) of tf.keras that fastlstm implements; "
+            "only tf.keras (Keras 2) models with hard_sigmoid can be converted"
+        )
+    if not isinstance(name, str) or name not in _ACTIVATIONS:
+        raise ValueError(
+            f"{label}: activation {name!r} is not supported; fastlstm has the Keras activations "
+            f"{sorted(_ACTIVATIONS)}"
+        )
+    return _ACTIVATIONS[name]
+
+
+def _cell(layer: KerasLSTMWeights, version: str | None, dtype: Any) -> BasicLSTMCell:
+    label = f"LSTM {layer.name!r}"
+    activation = "tanh"
+    if layer.config is not None:
+        if layer.config.recurrent_activation != "sigmoid":
+            raise ValueError(
+                f"{label}: recurrent_activation {layer.config.recurrent_activation!r} is not supported; "
+                "fastlstm's gates use 'sigmoid' (the Keras default)"
+            )
+        activation = _activation(layer.config.activation, version, label)
+    units = layer.units
+    bias = np.zeros(4 * units, layer.kernel.dtype) if layer.bias is None else layer.bias
+    cell = BasicLSTMCell(units, forget_bias=0.0, activation=activation, name=layer.name, dtype=dtype)
+    cell.set_weights(
+        [to_tf_gate_order(np.concatenate([layer.kernel, layer.recurrent_kernel])), to_tf_gate_order(bias)]
+    )
+    return cell

@@ -1,0 +1,906 @@
+"""Read LSTM weights from Keras files, without Keras or TensorFlow.
+
+Three formats, recognised by their content rather than their file name:
+
+* Keras 3 ``.keras`` (``model.save``): a zip of ``config.json`` (the model's layers
+  and options), ``metadata.json`` (the Keras version) and ``model.weights.h5``.
+* Keras 3 ``.weights.h5`` (``model.save_weights``): HDF5 with the weights only. Its
+  groups are not named after the layers: ``layers/lstm``, ``layers/lstm_1``, ...,
+  ``layers/bidirectional`` are the snake-case class name plus a per-class counter,
+  and the weights are ``<group>/cell/vars/0`` (kernel), ``/1`` (recurrent kernel)
+  and ``/2`` (bias); Bidirectional has ``forward_layer/`` and ``backward_layer/``.
+  The file stores no layer order (HDF5 lists groups alphabetically), so the layers
+  are put in the order Keras wrote them (their HDF5 object addresses), checked
+  against the per-class counters. The layer options are unknown (``config=None``).
+* Legacy tf.keras ``.h5`` (``model.save(..., save_format="h5")``): HDF5 with the
+  model config as JSON in the root attribute ``model_config`` and the weights under
+  ``model_weights/<layer name>/``, listed by the ``layer_names`` and
+  ``weight_names`` attributes.
+
+Only Sequential stacks of ``LSTM`` and ``Bidirectional(LSTM)`` layers are read.
+``InputLayer`` and layers that do nothing at inference (dropout, noise) are
+skipped; any other layer (``GRU``, ``SimpleRNN``, ``ConvLSTM*``, ``Dense``, ...) is
+refused with :class:`UnsupportedLayerError` naming it. Weights keep **Keras' gate
+order (i, f, c, o)** (TensorFlow 1 cells use (i, j, f, o) with j the candidate;
+converting is the caller's job). A truncated, corrupted or malformed file raises
+:class:`KerasFileError` (a ``ValueError``) naming the file and the problem.
+
+The HDF5 formats need ``h5py`` (``pip install fastlstm[keras]``). Only hard links
+are followed and only plain, uncompressed datasets stored inside the file are
+read, so a crafted file can neither point the reader at other files nor make it
+allocate more than the file holds. Zip members are read into memory with a size
+limit; nothing is extracted to disk.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import math
+import os
+import re
+import zipfile
+import zlib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Literal, NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "GATE_ORDER",
+    "KerasBidirectionalConfig",
+    "KerasBidirectionalWeights",
+    "KerasFileError",
+    "KerasLSTMConfig",
+    "KerasLSTMWeights",
+    "KerasModelWeights",
+    "UnsupportedLayerError",
+    "read_keras_weights",
+]
+
+GATE_ORDER = ("i", "f", "c", "o")
+"""Column blocks of ``kernel``, ``recurrent_kernel`` and ``bias``: Keras' gate order."""
+
+MAX_JSON_BYTES = 16 * 2**20
+"""Largest ``config.json`` / ``metadata.json`` read from a ``.keras`` zip."""
+MAX_WEIGHTS_BYTES = 2**31
+"""Largest ``model.weights.h5`` read from a ``.keras`` zip (it is held in memory)."""
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_GLOBAL_HEAP_SIGNATURE = b"GCOL\x01"  # signature and version of an HDF5 global heap collection
+_MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+# Layers that are the identity at inference: skipped (they hold no weights).
+_IDENTITY_LAYERS = frozenset(
+    {
+        "Dropout",
+        "SpatialDropout1D",
+        "GaussianNoise",
+        "GaussianDropout",
+        "AlphaDropout",
+        "ActivityRegularization",
+    }
+)
+_WEIGHT_NAMES = ("kernel", "recurrent_kernel", "bias")
+_GROUP_NAME = re.compile(r"^(?P<kind>.*?)(?:_(?P<counter>\d+))?$")
+
+
+class KerasFileError(ValueError):
+    """A Keras file is damaged, malformed or not in a format this reader knows.
+
+    The message names the file and what is wrong with it.
+    """
+
+
+class UnsupportedLayerError(KerasFileError):
+    """The model holds a layer (or a layer option) that fastlstm cannot read, such as a GRU."""
+
+
+@dataclass(frozen=True, eq=False)
+class KerasLSTMConfig:
+    """The options of a Keras ``LSTM`` layer, as saved (Keras defaults where absent).
+
+    Attributes
+    ----------
+    activation, recurrent_activation : str
+        Activation names, e.g. ``"tanh"`` and ``"sigmoid"``. Note that Keras 3's
+        ``"hard_sigmoid"`` is ``relu6(x + 3) / 6`` while tf.keras' is
+        ``clip(0.2 x + 0.5, 0, 1)``: see :attr:`KerasModelWeights.keras_version`.
+    use_bias : bool
+        Whether the layer has a bias (``bias`` is None otherwise).
+    unit_forget_bias : bool
+        Informational: it only affects the bias *initialiser*; the stored bias is
+        the whole bias (Keras adds nothing to the forget gate at run time).
+    go_backwards, return_sequences, return_state, stateful : bool
+        As in Keras.
+    time_major : bool
+        tf.keras only; always False for Keras 3.
+    raw : Mapping
+        The layer's whole ``config`` dict as saved (initialisers, dropout, ...).
+    """
+
+    activation: str
+    recurrent_activation: str
+    use_bias: bool
+    unit_forget_bias: bool
+    go_backwards: bool
+    return_sequences: bool
+    return_state: bool
+    stateful: bool
+    time_major: bool
+    raw: Mapping[str, Any]
+
+
+@dataclass(frozen=True, eq=False)
+class KerasLSTMWeights:
+    """The weights of one Keras ``LSTM`` layer, gate blocks in Keras' order (i, f, c, o).
+
+    Attributes
+    ----------
+    name : str
+        The Keras layer name (``layer.name``), e.g. ``"lstm"`` or ``"forward_lstm"``.
+    kernel : numpy.ndarray
+        Input weights, shape ``[input_size, 4 * units]``.
+    recurrent_kernel : numpy.ndarray
+        Recurrent weights, shape ``[units, 4 * units]``.
+    bias : numpy.ndarray or None
+        Shape ``[4 * units]``; None when the layer has ``use_bias=False``.
+    config : KerasLSTMConfig or None
+        The layer options; None for a ``.weights.h5`` file, which stores none.
+
+    All arrays share one floating dtype (as stored, usually float32), are
+    C-contiguous, writable and in native byte order.
+    """
+
+    name: str
+    kernel: np.ndarray
+    recurrent_kernel: np.ndarray
+    bias: np.ndarray | None
+    config: KerasLSTMConfig | None
+
+    @property
+    def units(self) -> int:
+        """Number of units (size of the state ``c`` and output ``h``)."""
+        return int(self.recurrent_kernel.shape[0])
+
+    @property
+    def input_size(self) -> int:
+        """Depth of the layer's input."""
+        return int(self.kernel.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
+class KerasBidirectionalConfig:
+    """The options of a Keras ``Bidirectional`` wrapper.
+
+    Attributes
+    ----------
+    merge_mode : {"concat", "sum", "mul", "ave"} or None
+        How the two directions' outputs are combined (None: returned separately).
+    raw : Mapping
+        The wrapper's whole ``config`` dict as saved.
+    """
+
+    merge_mode: str | None
+    raw: Mapping[str, Any]
+
+
+@dataclass(frozen=True, eq=False)
+class KerasBidirectionalWeights:
+    """A Keras ``Bidirectional(LSTM)`` layer: two LSTMs over the same input.
+
+    Attributes
+    ----------
+    name : str
+        The wrapper's layer name, e.g. ``"bidirectional"``.
+    forward, backward : KerasLSTMWeights
+        The two directions (for ``backward``, Keras runs the sequence reversed and
+        its config has ``go_backwards=True``).
+    config : KerasBidirectionalConfig or None
+        None for a ``.weights.h5`` file.
+    """
+
+    name: str
+    forward: KerasLSTMWeights
+    backward: KerasLSTMWeights
+    config: KerasBidirectionalConfig | None
+
+
+KerasLayerWeights = KerasLSTMWeights | KerasBidirectionalWeights
+
+
+@dataclass(frozen=True, eq=False)
+class KerasModelWeights:
+    """What :func:`read_keras_weights` found in a Keras file.
+
+    Attributes
+    ----------
+    path : str
+        The file read.
+    file_format : {"keras", "weights_h5", "legacy_h5"}
+        Keras 3 ``.keras`` zip, Keras 3 ``.weights.h5``, or legacy tf.keras ``.h5``.
+    keras_version : str or None
+        The Keras version that wrote the file (None for ``.weights.h5``, which does
+        not record it). Versions ``3.*`` are Keras 3, ``2.*`` tf.keras.
+    layers : tuple of KerasLSTMWeights and KerasBidirectionalWeights
+        The LSTM layers in model order (input first).
+    """
+
+    path: str
+    file_format: Literal["keras", "weights_h5", "legacy_h5"]
+    keras_version: str | None
+    layers: tuple[KerasLayerWeights, ...]
+
+
+def read_keras_weights(path: str | os.PathLike[str]) -> KerasModelWeights:
+    """Read the LSTM layers of a Keras ``.keras``, ``.weights.h5`` or legacy ``.h5`` file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file; its format is recognised from its content.
+
+    Returns
+    -------
+    KerasModelWeights
+        ``layers`` holds one :class:`KerasLSTMWeights` per ``LSTM`` layer and one
+        :class:`KerasBidirectionalWeights` per ``Bidirectional(LSTM)``, in model
+        order, with kernels in Keras' gate order (i, f, c, o).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ImportError
+        If the file is HDF5 (or a ``.keras`` zip, which holds HDF5) and h5py is
+        not installed.
+    UnsupportedLayerError
+        If the model holds a layer other than ``LSTM`` / ``Bidirectional(LSTM)``
+        (besides ``InputLayer`` and dropout/noise layers) or is not Sequential.
+    KerasFileError
+        If the file is truncated, corrupted, malformed, or its weights do not fit
+        its config; the message names the file.
+
+    Examples
+    --------
+    >>> from fastlstm.io import read_keras_weights
+    >>> model = read_keras_weights("tests/golden/keras/stacked.keras")  # doctest: +SKIP
+    >>> [(layer.name, layer.kernel.shape) for layer in model.layers]  # doctest: +SKIP
+    [('lstm', (3, 20)), ('lstm_1', (5, 16))]
+    """
+    path_str = os.fsdecode(os.fspath(path))
+    if not os.path.isfile(path_str):
+        raise FileNotFoundError(f"Keras file {path_str} does not exist")
+    with open(path_str, "rb") as file:
+        head = file.read(len(_HDF5_SIGNATURE))
+    if head.startswith(b"PK"):
+        return _read_keras_zip(path_str)
+    if head == _HDF5_SIGNATURE:
+        h5py = _import_h5py()
+        size = os.path.getsize(path_str)
+        with open(path_str, "rb") as file:
+            _check_global_heaps(file, size, path_str)
+        with _hdf5_errors(path_str), h5py.File(path_str, "r") as root:
+            return _read_hdf5(h5py, root, path_str, size)
+    raise KerasFileError(
+        f"{path_str}: neither a .keras zip nor an HDF5 file (it starts with {head!r}); "
+        "it is truncated, corrupted or not a Keras file"
+    )
+
+
+# ---------------------------------------------------------------------- file formats
+
+
+def _import_h5py() -> Any:
+    try:
+        import h5py
+    except ImportError as exc:
+        raise ImportError(
+            "reading Keras weights (HDF5) needs the optional dependency h5py: pip install fastlstm[keras]"
+        ) from exc
+    return h5py
+
+
+@contextmanager
+def _hdf5_errors(path: str) -> Iterator[None]:
+    """Turn the errors h5py raises on damaged files into :class:`KerasFileError`."""
+    try:
+        yield
+    except KerasFileError:
+        raise
+    except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:
+        raise KerasFileError(f"{path}: cannot read the HDF5 data, the file is damaged ({exc})") from exc
+
+
+def _read_keras_zip(path: str) -> KerasModelWeights:
+    """A Keras 3 ``.keras`` zip: config from ``config.json``, weights from ``model.weights.h5``."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            if "config.json" not in names or "model.weights.h5" not in names:
+                raise KerasFileError(
+                    f"{path}: a .keras zip must hold config.json and model.weights.h5; it holds "
+                    f"{sorted(names)[:10]} (sharded or non-HDF5 weights are not supported)"
+                )
+            config = _parse_json(
+                _zip_member(archive, "config.json", MAX_JSON_BYTES, path), f"{path}: config.json"
+            )
+            metadata = (
+                _parse_json(
+                    _zip_member(archive, "metadata.json", MAX_JSON_BYTES, path), f"{path}: metadata.json"
+                )
+                if "metadata.json" in names
+                else {}
+            )
+            weights = _zip_member(archive, "model.weights.h5", MAX_WEIGHTS_BYTES, path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, zlib.error, NotImplementedError,
+            RuntimeError) as exc:  # fmt: skip
+        raise KerasFileError(f"{path}: cannot read the zip archive, the file is damaged ({exc})") from exc
+
+    version = metadata.get("keras_version") if isinstance(metadata, dict) else None
+    specs = _sequential_layers(config, f"{path}: config.json", legacy=False)
+    h5py = _import_h5py()
+    where = f"{path}: model.weights.h5"
+    _check_global_heaps(io.BytesIO(weights), len(weights), where)
+    with _hdf5_errors(where), h5py.File(io.BytesIO(weights), "r") as root:
+        layers_group = _child(h5py, root, "layers", where)
+        counters: dict[str, int] = {}
+        layers: list[KerasLayerWeights] = []
+        for name, spec in specs:
+            kind = "lstm" if isinstance(spec, KerasLSTMConfig) else "bidirectional"
+            counter = counters.get(kind, -1) + 1
+            counters[kind] = counter
+            group_name = kind if counter == 0 else f"{kind}_{counter}"
+            group = _child(h5py, layers_group, group_name, where)
+            saved = _saved_name(h5py, group, len(weights), where)
+            if saved not in (None, name):
+                raise KerasFileError(
+                    f"{where}: layers/{group_name} holds the weights of layer {saved!r}, but config.json "
+                    f"puts layer {name!r} there"
+                )
+            group_where = f"{where}: layers/{group_name}"
+            if isinstance(spec, KerasLSTMConfig):
+                arrays = _keras3_cell_arrays(h5py, group, len(weights), group_where)
+                layers.append(_lstm_layer(name, arrays, spec, group_where))
+            else:
+                layers.append(_keras3_bidirectional(h5py, group, spec, len(weights), where))
+    _check_chain(layers, path)
+    return KerasModelWeights(path, "keras", version if isinstance(version, str) else None, tuple(layers))
+
+
+def _zip_member(archive: zipfile.ZipFile, name: str, limit: int, path: str) -> bytes:
+    """A zip member's bytes, refusing members larger than ``limit`` (whatever they claim)."""
+    info = archive.getinfo(name)
+    if info.file_size > limit:
+        raise KerasFileError(
+            f"{path}: zip member {name} claims {info.file_size} bytes, more than the {limit} allowed"
+        )
+    with archive.open(info) as member:
+        data = member.read(limit + 1)
+    if len(data) != info.file_size:
+        raise KerasFileError(
+            f"{path}: zip member {name} holds {len(data)} bytes, not the {info.file_size} it claims"
+        )
+    return data
+
+
+def _parse_json(data: bytes, where: str) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise KerasFileError(f"{where}: not valid JSON ({exc})") from exc
+
+
+def _read_hdf5(h5py: Any, root: Any, path: str, file_size: int) -> KerasModelWeights:
+    """A Keras 3 ``.weights.h5`` or a legacy tf.keras ``.h5``, told apart by their layout."""
+    if "layers" in root:
+        return _read_keras3_weights(h5py, root, path, file_size)
+    if "model_weights" in root and "model_config" in root.attrs:
+        return _read_legacy(h5py, root, path, file_size)
+    if "layer_names" in root.attrs:
+        raise KerasFileError(
+            f"{path}: a tf.keras weights-only .h5 (model.save_weights) holds no model config, so its "
+            "layers cannot be identified; save the whole model (model.save('model.h5')) instead"
+        )
+    raise KerasFileError(
+        f"{path}: an HDF5 file, but not a Keras one (no 'layers' group, no 'model_weights' with 'model_config')"
+    )
+
+
+def _read_keras3_weights(h5py: Any, root: Any, path: str, file_size: int) -> KerasModelWeights:
+    """A Keras 3 ``.weights.h5``: layers found by group name, ordered as Keras wrote them."""
+    layers_group = _child(h5py, root, "layers", path)
+    found = []
+    for group_name in layers_group:
+        group = _child(h5py, layers_group, group_name, path)
+        if not isinstance(group, h5py.Group):
+            raise KerasFileError(f"{path}: layers/{group_name} is not a group")
+        match = _GROUP_NAME.match(group_name)
+        assert match is not None  # the pattern matches every string
+        kind, counter = match["kind"], int(match["counter"] or 0)
+        if kind not in ("lstm", "bidirectional"):
+            if _holds_datasets(h5py, group):
+                label = _saved_name(h5py, group, file_size, path) or group_name
+                raise UnsupportedLayerError(
+                    f"{path}: layer group layers/{group_name} (layer {label!r}) holds weights but is not "
+                    "an LSTM or Bidirectional(LSTM); fastlstm reads only LSTM stacks"
+                )
+            continue
+        found.append((h5py.h5o.get_info(group.id).addr, kind, counter, group_name, group))
+    found.sort(key=lambda item: item[0])
+    last_counter: dict[str, int] = {}
+    layers: list[KerasLayerWeights] = []
+    for _, kind, counter, group_name, group in found:
+        if counter <= last_counter.get(kind, -1):
+            raise KerasFileError(
+                f"{path}: cannot tell the layer order (layers/{group_name} was written before a "
+                f"lower-numbered {kind} group); read the .keras file, which has the model config"
+            )
+        last_counter[kind] = counter
+        name = _saved_name(h5py, group, file_size, path) or group_name
+        where = f"{path}: layers/{group_name}"
+        if kind == "lstm":
+            layers.append(_lstm_layer(name, _keras3_cell_arrays(h5py, group, file_size, where), None, where))
+        else:
+            layers.append(_keras3_bidirectional(h5py, group, None, file_size, path))
+    _check_chain(layers, path)
+    return KerasModelWeights(path, "weights_h5", None, tuple(layers))
+
+
+def _read_legacy(h5py: Any, root: Any, path: str, file_size: int) -> KerasModelWeights:
+    """A legacy tf.keras ``.h5``: ``model_config`` JSON plus ``model_weights/<layer>/``."""
+    config = _parse_json(_one_text(h5py, root, "model_config", file_size, path), f"{path}: model_config")
+    specs = _sequential_layers(config, f"{path}: model_config", legacy=True)
+    weights_group = _child(h5py, root, "model_weights", path)
+    layer_names = _string_attribute(h5py, weights_group, "layer_names", file_size, path) or []
+    configured = [name for name, _ in specs]
+    weighted = [
+        name for name in layer_names if _legacy_weight_names(h5py, weights_group, name, file_size, path)
+    ]
+    if weighted != configured:
+        raise KerasFileError(
+            f"{path}: the layers with weights {weighted} do not match the LSTM layers of model_config {configured}"
+        )
+    layers: list[KerasLayerWeights] = []
+    for name, spec in specs:
+        where = f"{path}: model_weights/{name}"
+        group = _child(h5py, weights_group, name, path)
+        weight_names = _legacy_weight_names(h5py, weights_group, name, file_size, path)
+        arrays = [
+            _read_array(h5py, _child(h5py, group, wn, where), file_size, f"{where}/{wn}")
+            for wn in weight_names
+        ]
+        if isinstance(spec, KerasLSTMConfig):
+            _check_legacy_names(weight_names, spec.use_bias, where)
+            layers.append(_lstm_layer(name, arrays, spec, where))
+            continue
+        # tf.keras names the directions after the wrapped layer: forward_<name>, backward_<name>.
+        split = 3 if spec.forward.use_bias else 2
+        _check_legacy_names(weight_names[:split], spec.forward.use_bias, where)
+        _check_legacy_names(weight_names[split:], spec.backward.use_bias, where)
+        forward = _lstm_layer(f"forward_{spec.forward.raw['name']}", arrays[:split], spec.forward, where)
+        backward = _lstm_layer(f"backward_{spec.backward.raw['name']}", arrays[split:], spec.backward, where)
+        layers.append(_bidirectional(name, forward, backward, spec.config, where))
+    _check_chain(layers, path)
+    version = (
+        _one_text(h5py, root, "keras_version", file_size, path) if "keras_version" in root.attrs else None
+    )
+    return KerasModelWeights(path, "legacy_h5", version, tuple(layers))
+
+
+def _legacy_weight_names(h5py: Any, weights_group: Any, name: str, file_size: int, path: str) -> list[str]:
+    group = _child(h5py, weights_group, name, path)
+    return _string_attribute(h5py, group, "weight_names", file_size, path) or []
+
+
+def _check_legacy_names(weight_names: list[str], use_bias: bool, where: str) -> None:
+    """tf.keras names an LSTM's weights ``.../kernel:0``, ``.../recurrent_kernel:0``, ``.../bias:0``."""
+    expected = list(_WEIGHT_NAMES if use_bias else _WEIGHT_NAMES[:2])
+    found = [name.rsplit("/", 1)[-1].split(":", 1)[0] for name in weight_names]
+    if found != expected:
+        raise KerasFileError(f"{where}: weights {weight_names} are not an LSTM's {expected}")
+
+
+# ------------------------------------------------------------------------ model config
+
+
+class _BidirectionalSpec(NamedTuple):
+    """The parsed config of a Bidirectional(LSTM) layer."""
+
+    forward: KerasLSTMConfig
+    backward: KerasLSTMConfig
+    config: KerasBidirectionalConfig
+
+
+def _sequential_layers(
+    config: Any, where: str, legacy: bool
+) -> list[tuple[str, KerasLSTMConfig | _BidirectionalSpec]]:
+    """(layer name, parsed options) of each LSTM / Bidirectional layer of a Sequential model config.
+
+    Everything is checked here, before any weight is read.
+    """
+    if not isinstance(config, dict):
+        raise KerasFileError(f"{where}: the model config is not a JSON object")
+    model_class = config.get("class_name")
+    if not isinstance(model_class, str):
+        raise KerasFileError(f"{where}: the model config has no class_name")
+    if model_class != "Sequential":
+        raise UnsupportedLayerError(
+            f"{where}: model class {model_class!r} is not supported; fastlstm reads Sequential models"
+        )
+    layers = _get(config, "config", dict, where).get("layers")
+    if not isinstance(layers, list):
+        raise KerasFileError(f"{where}: the Sequential config has no 'layers' list")
+    result: list[tuple[str, KerasLSTMConfig | _BidirectionalSpec]] = []
+    for number, layer in enumerate(layers):
+        if not isinstance(layer, dict):
+            raise KerasFileError(f"{where}: layer {number} is not a JSON object")
+        class_name = layer.get("class_name")
+        layer_config = _get(layer, "config", dict, f"{where}: layer {number}")
+        if class_name == "InputLayer" or class_name in _IDENTITY_LAYERS:
+            continue
+        label = f"{where}: layer {layer_config.get('name')!r} ({class_name})"
+        if class_name == "LSTM":
+            result.append((_name(layer_config, label), _lstm_config(layer_config, where)))
+        elif class_name == "Bidirectional":
+            result.append((_name(layer_config, label), _bidirectional_spec(layer_config, label, legacy)))
+        else:
+            raise UnsupportedLayerError(
+                f"{label} is not supported; fastlstm reads only LSTM and Bidirectional(LSTM) layers"
+            )
+    return result
+
+
+def _lstm_config(config: dict[str, Any], where: str) -> KerasLSTMConfig:
+    """The options of an LSTM layer config, type-checked, Keras defaults where absent."""
+    label = f"{where}: layer {config.get('name')!r}"
+
+    def flag(key: str, default: bool) -> bool:
+        value = config.get(key, default)
+        if not isinstance(value, bool):
+            raise KerasFileError(f"{label}: {key} = {value!r} is not a boolean")
+        return value
+
+    def activation(key: str, default: str) -> str:
+        value = config.get(key, default)
+        if not isinstance(value, str):
+            raise UnsupportedLayerError(
+                f"{label}: {key} = {value!r} is not the name of a built-in activation"
+            )
+        return value
+
+    units = config.get("units")
+    if isinstance(units, bool) or not isinstance(units, int) or units < 1:
+        raise KerasFileError(f"{label}: units = {units!r} is not a positive integer")
+    return KerasLSTMConfig(
+        activation=activation("activation", "tanh"),
+        recurrent_activation=activation("recurrent_activation", "sigmoid"),
+        use_bias=flag("use_bias", True),
+        unit_forget_bias=flag("unit_forget_bias", True),
+        go_backwards=flag("go_backwards", False),
+        return_sequences=flag("return_sequences", False),
+        return_state=flag("return_state", False),
+        stateful=flag("stateful", False),
+        time_major=flag("time_major", False),
+        raw=config,
+    )
+
+
+def _bidirectional_spec(config: dict[str, Any], label: str, legacy: bool) -> _BidirectionalSpec:
+    """Forward and backward LSTM options and the wrapper's own options.
+
+    Keras 3 saves both directions' configs; tf.keras saves the wrapped layer and,
+    unless a custom backward layer was given, builds the backward one as a copy with
+    ``go_backwards`` flipped (so its ``raw`` config is that derived copy).
+    """
+    merge_mode = config.get("merge_mode", "concat")
+    if merge_mode not in _MERGE_MODES:
+        raise KerasFileError(f"{label}: merge_mode = {merge_mode!r} is not one of {list(_MERGE_MODES)}")
+    forward = _wrapped_lstm(config, "layer", label)
+    if config.get("backward_layer") is not None:
+        backward = _wrapped_lstm(config, "backward_layer", label)
+    elif legacy:
+        backward = dict(forward, go_backwards=not forward.get("go_backwards", False))
+    else:
+        raise KerasFileError(f"{label}: the Bidirectional config has no backward_layer")
+    return _BidirectionalSpec(
+        _lstm_config(forward, label),
+        _lstm_config(backward, label),
+        KerasBidirectionalConfig(merge_mode, config),
+    )
+
+
+def _wrapped_lstm(config: dict[str, Any], key: str, label: str) -> dict[str, Any]:
+    wrapped = _get(config, key, dict, label)
+    if wrapped.get("class_name") != "LSTM":
+        raise UnsupportedLayerError(
+            f"{label}: Bidirectional({wrapped.get('class_name')}) is not supported; only Bidirectional(LSTM) is"
+        )
+    inner = _get(wrapped, "config", dict, f"{label} {key}")
+    _name(inner, f"{label} {key}")
+    return inner
+
+
+def _get(mapping: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    value = mapping.get(key)
+    if not isinstance(value, kind):
+        raise KerasFileError(f"{where}: '{key}' is missing or not a {kind.__name__}")
+    return value
+
+
+def _name(config: dict[str, Any], where: str) -> str:
+    name = config.get("name")
+    if not isinstance(name, str) or not name or "/" in name:
+        raise KerasFileError(f"{where}: layer name {name!r} is missing or invalid")
+    return name
+
+
+# --------------------------------------------------------------------------- HDF5 access
+
+
+def _child(h5py: Any, group: Any, name: str, where: str) -> Any:
+    """``group[name]`` (a ``/``-separated path) following hard links only."""
+    node = group
+    for part in name.split("/"):
+        if part in ("", ".", ".."):
+            raise KerasFileError(f"{where}: {name!r} is not a valid HDF5 path")
+        if not isinstance(node, h5py.Group):
+            raise KerasFileError(f"{where}: {name!r}: {node.name} is not a group")
+        link = node.get(part, getlink=True)
+        if link is None:
+            raise KerasFileError(f"{where}: {node.name.rstrip('/')}/{part} is missing")
+        if not isinstance(link, h5py.HardLink):
+            raise KerasFileError(
+                f"{where}: {node.name.rstrip('/')}/{part} is a {type(link).__name__}; "
+                "only plain groups and datasets are read"
+            )
+        node = node[part]
+    return node
+
+
+def _holds_datasets(h5py: Any, group: Any) -> bool:
+    """Whether any dataset lies below ``group`` (each object visited once, so cycles are safe)."""
+    return group.visititems(lambda _, node: True if isinstance(node, h5py.Dataset) else None) is not None
+
+
+def _saved_name(h5py: Any, group: Any, file_size: int, where: str) -> str | None:
+    """The Keras layer name Keras 3 saves in ``<group>/vars.attrs["name"]``, if there is one."""
+    link = group.get("vars", getlink=True)
+    if not isinstance(link, h5py.HardLink) or not isinstance(group["vars"], h5py.Group):
+        return None
+    if "name" not in group["vars"].attrs:
+        return None
+    return _one_text(h5py, group["vars"], "name", file_size, where)
+
+
+def _string_attribute(h5py: Any, node: Any, name: str, file_size: int, where: str) -> list[str] | None:
+    """A string or list-of-strings attribute (None if absent), checked before HDF5 decodes it.
+
+    libhdf5 can crash when it converts a damaged variable-length value, so the stored
+    type must be a string and the element count must fit in the file before reading.
+    An empty attribute of any type (tf.keras writes empty float arrays) is ``[]``.
+    """
+    if name not in node.attrs:
+        return None
+    attribute = h5py.h5a.open(node.id, name.encode())
+    shape = attribute.shape
+    count = math.prod(shape)
+    label = f"{where}: attribute {name!r} of {node.name}"
+    if count == 0:
+        return []
+    if len(shape) > 1 or count > file_size or h5py.check_string_dtype(attribute.dtype) is None:
+        raise KerasFileError(f"{label} is not a string or a list of strings")
+    texts = []
+    for value in np.asarray(node.attrs[name], dtype=object).reshape(-1):
+        if isinstance(value, (bytes, np.bytes_)):
+            try:
+                value = bytes(value).decode("utf-8")
+            except UnicodeDecodeError:
+                raise KerasFileError(f"{label} is not UTF-8 text") from None
+        if not isinstance(value, str):
+            raise KerasFileError(f"{label} holds {type(value).__name__}, not text")
+        texts.append(value)
+    return texts
+
+
+def _one_text(h5py: Any, node: Any, name: str, file_size: int, where: str) -> str:
+    """A required single-string attribute."""
+    texts = _string_attribute(h5py, node, name, file_size, where)
+    if texts is None or len(texts) != 1:
+        raise KerasFileError(f"{where}: attribute {name!r} of {node.name} is missing or not a single string")
+    return texts[0]
+
+
+def _check_global_heaps(stream: BinaryIO, size: int, where: str) -> None:
+    """Walk every HDF5 global heap collection as libhdf5 will, refusing damaged ones.
+
+    Global heaps hold variable-length strings (all of Keras' attributes), and
+    libhdf5 2.0 loops forever or crashes on some damaged ones, so they are checked
+    before h5py opens the file. Collections are found by their signature (``GCOL``,
+    version 1); one found inside an already checked collection is part of its data.
+    """
+    stream.seek(0)
+    superblock = stream.read(16)
+    if len(superblock) < 16 or not superblock.startswith(_HDF5_SIGNATURE):
+        raise KerasFileError(f"{where}: not an HDF5 file (no superblock signature at byte 0)")
+    version = superblock[8]
+    if version > 3:
+        raise KerasFileError(f"{where}: HDF5 superblock version {version} is not supported")
+    length_size = superblock[14] if version < 2 else superblock[10]
+    if length_size not in (2, 4, 8, 16):
+        raise KerasFileError(f"{where}: HDF5 'size of lengths' = {length_size} is invalid")
+    header_size = object_header_size = 8 + length_size
+    checked_until = 0
+    for offset in _find_all(stream, size, _GLOBAL_HEAP_SIGNATURE):
+        if offset < checked_until:
+            continue
+        stream.seek(offset + 8)
+        collection_size = int.from_bytes(stream.read(length_size), "little")
+        if collection_size < header_size or offset + collection_size > size:
+            raise KerasFileError(
+                f"{where}: HDF5 global heap at byte {offset} claims {collection_size} bytes "
+                f"(file: {size} bytes); the file is damaged"
+            )
+        stream.seek(offset)
+        collection = stream.read(collection_size)
+        pos = header_size
+        while pos + object_header_size <= collection_size:
+            index = int.from_bytes(collection[pos : pos + 2], "little")
+            object_size = int.from_bytes(collection[pos + 8 : pos + object_header_size], "little")
+            step = object_size if index == 0 else object_header_size + -(-object_size // 8) * 8
+            if step < object_header_size or pos + step > collection_size:
+                raise KerasFileError(
+                    f"{where}: HDF5 global heap at byte {offset}: object {index} at +{pos} "
+                    f"({object_size} bytes) does not fit; the file is damaged"
+                )
+            pos += step
+        checked_until = offset + collection_size
+
+
+def _find_all(stream: BinaryIO, size: int, needle: bytes, chunk: int = 2**20) -> Iterator[int]:
+    """Offsets of every occurrence of ``needle`` in the stream, read in chunks."""
+    start = 0
+    while start < size:
+        stream.seek(start)
+        data = stream.read(chunk + len(needle) - 1)
+        found = data.find(needle)
+        while found >= 0:
+            if found < chunk:
+                yield start + found
+            found = data.find(needle, found + 1)
+        start += chunk
+
+
+def _read_array(h5py: Any, dataset: Any, file_size: int, where: str) -> np.ndarray:
+    """A weight dataset as a native-order array, checked before anything is allocated."""
+    if not isinstance(dataset, h5py.Dataset):
+        raise KerasFileError(f"{where}: not a dataset")
+    dtype = dataset.dtype
+    if dtype.kind != "f" or dtype.itemsize not in (2, 4, 8):
+        raise KerasFileError(f"{where}: dtype {dtype} is not float16, float32 or float64")
+    shape = dataset.shape
+    if shape is None or len(shape) not in (1, 2):
+        raise KerasFileError(f"{where}: shape {shape} is not 1-D or 2-D")
+    plist = dataset.id.get_create_plist()
+    if plist.get_external_count() or dataset.is_virtual or plist.get_nfilters():
+        raise KerasFileError(
+            f"{where}: the dataset is compressed, virtual or stored outside the file; "
+            "Keras writes plain datasets"
+        )
+    nbytes = math.prod(shape) * dtype.itemsize
+    stored = dataset.id.get_storage_size()
+    if not nbytes <= stored <= file_size:
+        raise KerasFileError(
+            f"{where}: shape {shape} needs {nbytes} bytes but {stored} are stored (file: {file_size} bytes)"
+        )
+    return np.ascontiguousarray(dataset[()], dtype=dtype.newbyteorder("="))
+
+
+# ---------------------------------------------------------------------- layer weights
+
+
+def _keras3_cell_arrays(h5py: Any, group: Any, file_size: int, where: str) -> list[np.ndarray]:
+    """``<group>/cell/vars/0..2``: kernel, recurrent kernel and (if any) bias."""
+    variables = _child(h5py, group, "cell/vars", where)
+    if not isinstance(variables, h5py.Group):
+        raise KerasFileError(f"{where}/cell/vars is not a group")
+    keys = sorted(variables)
+    if keys not in (["0", "1"], ["0", "1", "2"]):
+        raise KerasFileError(f"{where}/cell/vars holds {keys[:6]}, not an LSTM's variables 0, 1[, 2]")
+    return [
+        _read_array(h5py, _child(h5py, variables, key, where), file_size, f"{where}/cell/vars/{key}")
+        for key in keys
+    ]
+
+
+def _keras3_bidirectional(
+    h5py: Any, group: Any, spec: _BidirectionalSpec | None, file_size: int, path: str
+) -> KerasBidirectionalWeights:
+    """A Keras 3 Bidirectional group: ``forward_layer/`` and ``backward_layer/``."""
+    where = f"{path}: {group.name}"
+    names = []
+    arrays = []
+    for side in ("forward_layer", "backward_layer"):
+        side_group = _child(h5py, group, side, where)
+        arrays.append(_keras3_cell_arrays(h5py, side_group, file_size, f"{where}/{side}"))
+        names.append(_saved_name(h5py, side_group, file_size, path) or side)
+    if spec is None:
+        name = _saved_name(h5py, group, file_size, path) or group.name.rsplit("/", 1)[-1]
+        forward = _lstm_layer(names[0], arrays[0], None, where)
+        backward = _lstm_layer(names[1], arrays[1], None, where)
+        return _bidirectional(name, forward, backward, None, where)
+    forward = _lstm_layer(spec.forward.raw["name"], arrays[0], spec.forward, where)
+    backward = _lstm_layer(spec.backward.raw["name"], arrays[1], spec.backward, where)
+    return _bidirectional(spec.config.raw["name"], forward, backward, spec.config, where)
+
+
+def _lstm_layer(
+    name: str, arrays: list[np.ndarray], config: KerasLSTMConfig | None, where: str
+) -> KerasLSTMWeights:
+    """Check that kernel, recurrent kernel and bias fit together (and the config)."""
+    label = f"{where}: LSTM {name!r}"
+    if len(arrays) not in (2, 3):
+        raise KerasFileError(f"{label}: {len(arrays)} weight arrays, expected 3 (or 2 without bias)")
+    kernel, recurrent = arrays[0], arrays[1]
+    bias = arrays[2] if len(arrays) == 3 else None
+    if recurrent.ndim != 2 or recurrent.shape[0] < 1 or recurrent.shape[1] != 4 * recurrent.shape[0]:
+        raise KerasFileError(f"{label}: recurrent_kernel shape {recurrent.shape} is not [units, 4 * units]")
+    units = recurrent.shape[0]
+    if kernel.ndim != 2 or kernel.shape[0] < 1 or kernel.shape[1] != 4 * units:
+        raise KerasFileError(f"{label}: kernel shape {kernel.shape} is not [input_size, {4 * units}]")
+    if bias is not None and bias.shape != (4 * units,):
+        raise KerasFileError(f"{label}: bias shape {bias.shape} is not ({4 * units},)")
+    dtypes = {array.dtype for array in arrays}
+    if len(dtypes) != 1:
+        raise KerasFileError(f"{label}: the weights have different dtypes {sorted(map(str, dtypes))}")
+    if config is not None:
+        if config.raw.get("units") != units:
+            raise KerasFileError(
+                f"{label}: config says units = {config.raw.get('units')}, the weights have {units}"
+            )
+        if config.use_bias != (bias is not None):
+            raise KerasFileError(
+                f"{label}: config says use_bias = {config.use_bias}, the file has {len(arrays)} arrays"
+            )
+    return KerasLSTMWeights(name, kernel, recurrent, bias, config)
+
+
+def _bidirectional(
+    name: str,
+    forward: KerasLSTMWeights,
+    backward: KerasLSTMWeights,
+    config: KerasBidirectionalConfig | None,
+    where: str,
+) -> KerasBidirectionalWeights:
+    if forward.input_size != backward.input_size:
+        raise KerasFileError(
+            f"{where}: Bidirectional {name!r}: forward input size {forward.input_size} "
+            f"differs from backward {backward.input_size}"
+        )
+    if config is not None and config.merge_mode in ("sum", "mul", "ave") and forward.units != backward.units:
+        raise KerasFileError(
+            f"{where}: Bidirectional {name!r}: merge_mode {config.merge_mode!r} needs equal units, "
+            f"got {forward.units} and {backward.units}"
+        )
+    return KerasBidirectionalWeights(name, forward, backward, config)
+
+
+def _check_chain(layers: list[KerasLayerWeights], path: str) -> None:
+    """Each layer's input size is a possible output size of the layer before it."""
+    for previous, layer in itertools.pairwise(layers):
+        if isinstance(previous, KerasLSTMWeights):
+            sizes = {previous.units}
+        else:
+            fw, bw = previous.forward.units, previous.backward.units
+            if previous.config is None:  # merge mode unknown: concat, or sum/mul/ave of equal sizes
+                sizes = {fw + bw} | ({fw} if fw == bw else set())
+            else:
+                sizes = {"concat": {fw + bw}, None: set()}.get(previous.config.merge_mode, {fw})
+        first = layer if isinstance(layer, KerasLSTMWeights) else layer.forward
+        if first.input_size not in sizes:
+            raise KerasFileError(
+                f"{path}: layer {layer.name!r} takes inputs of size {first.input_size}, but the layer "
+                f"before it, {previous.name!r}, outputs {sorted(sizes) or 'two separate sequences'}"
+            )
