@@ -4,8 +4,8 @@ from . import LSTMCase
 
 
 class Batch(LSTMCase):
-    params = [1, 8, 64, 512, 2048]
-    param_names = ["batch"]
+    params = (1, 8, 64, 512, 2048)
+    param_names = ("batch",)
 
     def shape(self, batch):
         return batch, 30, 32, 64, "uniform"

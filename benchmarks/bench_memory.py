@@ -4,8 +4,8 @@ from . import LSTMCase
 
 
 class PeakMemory(LSTMCase):
-    params = [64, 1024]
-    param_names = ["batch"]
+    params = (64, 1024)
+    param_names = ("batch",)
 
     def shape(self, batch):
         return batch, 100, 64, 128, "uniform"

@@ -4,8 +4,8 @@ from . import LSTMCase
 
 
 class CellSize(LSTMCase):
-    params = ([32, 64, 128, 256, 512], [16, 64, 256])
-    param_names = ["num_units", "input_size"]
+    params = ((32, 64, 128, 256, 512), (16, 64, 256))
+    param_names = ("num_units", "input_size")
 
     def shape(self, num_units, input_size):
         return 16, 20, input_size, num_units, "uniform"

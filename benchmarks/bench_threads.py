@@ -4,8 +4,8 @@ from . import LSTMCase
 
 
 class Threads(LSTMCase):
-    params = [1, 2]
-    param_names = ["threads"]
+    params = (1, 2)
+    param_names = ("threads",)
 
     def shape(self, threads):
         return 128, 50, 64, 128, "uniform"

@@ -16,6 +16,7 @@ The problem builders here (:func:`make_problem`, :func:`make_lengths`,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -23,8 +24,8 @@ import platform
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -33,11 +34,11 @@ from .reference import dynamic_rnn_reference
 __all__ = [
     "WORKLOADS",
     "Problem",
+    "lstm_flops",
+    "main",
     "make_lengths",
     "make_problem",
-    "lstm_flops",
     "reference_outputs",
-    "main",
 ]
 
 # name -> (batch, max_time, input_size, num_units)
@@ -93,9 +94,7 @@ def lstm_flops(input_size: int, num_units: int, sum_lengths: int) -> float:
     return 2.0 * (input_size + num_units) * 4 * num_units * float(sum_lengths)
 
 
-def make_lengths(
-    batch: int, max_time: int, mode: str = "uniform", seed: int = DEFAULT_SEED
-) -> np.ndarray:
+def make_lengths(batch: int, max_time: int, mode: str = "uniform", seed: int = DEFAULT_SEED) -> np.ndarray:
     """Sequence lengths, int32 ``[batch]``; row 0 is always ``max_time``.
 
     ``uniform``: integers uniform in ``[max(1, max_time // 10), max_time]``.
@@ -222,9 +221,7 @@ class FastLSTM(Contender):
         x, lengths = p.inputs, p.lengths
 
         def run():
-            out, state = fastlstm.dynamic_rnn(
-                cell, x, sequence_length=lengths, dtype=np.float32
-            )
+            out, state = fastlstm.dynamic_rnn(cell, x, sequence_length=lengths, dtype=np.float32)
             return out, state[1]
 
         return run
@@ -241,9 +238,7 @@ class NumpyReference(Contender):
         k, b, x, lengths = p.kernel, p.bias, p.inputs, p.lengths
 
         def run():
-            out, (_, h) = dynamic_rnn_reference(
-                k, b, x, lengths, forget_bias=p.forget_bias
-            )
+            out, (_, h) = dynamic_rnn_reference(k, b, x, lengths, forget_bias=p.forget_bias)
             return out, h
 
         return run
@@ -385,9 +380,7 @@ class OnnxRuntime(Contender):
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        sess = ort.InferenceSession(
-            model.SerializeToString(), so, providers=["CPUExecutionProvider"]
-        )
+        sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
         x_np, lens = p.inputs, p.lengths.astype(np.int32)
 
         def run():
@@ -407,12 +400,30 @@ class TensorFlow1(Contender):
         self._sessions: list = []
 
     def available(self) -> None:
-        try:
-            import tensorflow as tf
+        import importlib.util
 
-            tf.compat.v1.nn.rnn_cell.BasicLSTMCell  # noqa: B018
+        if "tensorflow" not in sys.modules:
+            # TF >= 2.16 ships Keras 3, which has no BasicLSTMCell; with tf_keras
+            # (Keras 2) installed, this switch brings tf.compat.v1's cells back.
+            if importlib.util.find_spec("tf_keras") is not None:
+                os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        try:
+            self._cell_class()
         except Exception as e:
             raise Unavailable(f"import tensorflow failed: {e!r}") from e
+
+    @staticmethod
+    def _cell_class():
+        import tensorflow as tf
+
+        try:
+            return tf.compat.v1.nn.rnn_cell.BasicLSTMCell
+        except AttributeError:
+            # Keras 3 is active but tf_keras may still be importable directly
+            from tf_keras.src.layers.rnn.legacy_cells import BasicLSTMCell
+
+            return BasicLSTMCell
 
     def version(self) -> str | None:
         import tensorflow as tf
@@ -423,17 +434,19 @@ class TensorFlow1(Contender):
         self.threads = n
 
     def prepare(self, p: Problem) -> RunFn:
+        import warnings
+
         import tensorflow as tf
 
         v1 = tf.compat.v1
+        tf.get_logger().setLevel("ERROR")
         graph = tf.Graph()
-        with graph.as_default():
+        with graph.as_default(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             x_ph = v1.placeholder(tf.float32, [None, p.max_time, p.input_size], "x")
             len_ph = v1.placeholder(tf.int32, [None], "lengths")
-            cell = v1.nn.rnn_cell.BasicLSTMCell(p.num_units, forget_bias=p.forget_bias)
-            outputs, state = v1.nn.dynamic_rnn(
-                cell, x_ph, sequence_length=len_ph, dtype=tf.float32
-            )
+            cell = self._cell_class()(p.num_units, forget_bias=p.forget_bias)
+            outputs, state = v1.nn.dynamic_rnn(cell, x_ph, sequence_length=len_ph, dtype=tf.float32)
             variables = v1.trainable_variables()
             kernel_var = next(v for v in variables if "kernel" in v.name)
             bias_var = next(v for v in variables if "bias" in v.name)
@@ -460,10 +473,8 @@ class TensorFlow1(Contender):
 
     def close(self) -> None:
         for s in self._sessions:
-            try:
+            with contextlib.suppress(Exception):
                 s.close()
-            except Exception:
-                pass
         self._sessions.clear()
 
 
@@ -495,6 +506,42 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
+
+
+class CpuMonitor:
+    """CPU time used by *other* processes while we run (Linux /proc; else None).
+
+    Benchmarks on a small machine are only meaningful when nothing else runs;
+    this measures how much something else did, so the report can say so.
+    """
+
+    def __init__(self) -> None:
+        self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._start = self._read()
+
+    def _read(self) -> tuple[float, float, float] | None:
+        try:
+            with open("/proc/stat") as f:
+                vals = [int(v) for v in f.readline().split()[1:]]
+            with open("/proc/self/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, ValueError, IndexError):
+            return None
+        busy = sum(vals[:3]) + sum(vals[5:8])  # user nice system irq softirq steal
+        own = sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+        return busy / self._tick, own / self._tick, time.perf_counter()
+
+    def restart(self) -> None:
+        self._start = self._read()
+
+    def foreign(self) -> dict | None:
+        """{'cpu_s': other processes' CPU seconds, 'frac': share of all cores}."""
+        end = self._read()
+        if end is None or self._start is None:
+            return None
+        busy, own, wall = (e - s for e, s in zip(end, self._start))
+        other = max(0.0, busy - own)
+        return {"cpu_s": other, "frac": other / max(wall * usable_cores(), 1e-9)}
 
 
 class _BlasLimit:
@@ -585,7 +632,7 @@ def run_workload(
         try:
             fn = c.prepare(p)
             err = _max_err(fn, ref_out, ref_h, p)  # also the warm-up / compile call
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - a failing contender is reported, not fatal
             res.status, res.note = "error", f"{type(e).__name__}: {e}"
             log(f"  {c.name}: setup/run failed: {res.note}")
             continue
@@ -609,9 +656,7 @@ def run_workload(
         for name in names[k:] + names[:k]:
             if sleep > 0:
                 time.sleep(sleep)
-            results[name].times_s.append(
-                _time_calls(runners[name], results[name].calls_per_sample)
-            )
+            results[name].times_s.append(_time_calls(runners[name], results[name].calls_per_sample))
     return [results[c.name] for c in contenders]
 
 
@@ -636,11 +681,7 @@ def summarize(p: Problem, results: list[Result]) -> dict:
             "times_s": res.times_s,
             "median_s": med,
             "min_s": min(res.times_s) if res.times_s else None,
-            "spread": (
-                float(np.subtract(*np.percentile(res.times_s, [75, 25])) / med)
-                if med
-                else None
-            ),
+            "spread": (float(np.subtract(*np.percentile(res.times_s, [75, 25])) / med) if med else None),
             "gflops": (p.flops / med / 1e9) if med else None,
             "seq_per_s": (p.batch / med) if med else None,
         }
@@ -654,11 +695,7 @@ def summarize(p: Problem, results: list[Result]) -> dict:
             if row["contender"] == "fastlstm" or not row["median_s"]:
                 continue
             ratios[row["contender"]] = row["median_s"] / fast["median_s"]
-        peers = [
-            r
-            for r in rows
-            if r["median_s"] and CONTENDERS[r["contender"]].is_peer
-        ]
+        peers = [r for r in rows if r["median_s"] and CONTENDERS[r["contender"]].is_peer]
         if peers:
             best = min(peers, key=lambda r: r["median_s"])
             fastest_peer = {
@@ -681,10 +718,14 @@ def summarize(p: Problem, results: list[Result]) -> dict:
 
 
 def format_table(summaries: list[dict], sgemm: dict | None) -> str:
-    head = (
-        f"{'workload':<22} {'contender':<12} {'median ms':>11} {'IQR':>5} "
-        f"{'GFLOP/s':>9} {'seq/s':>11}  note"
+    w = max(
+        [22]
+        + [
+            len(f"{s['name']} ({s['batch']},{s['max_time']},{s['input_size']},{s['num_units']})")
+            for s in summaries
+        ]
     )
+    head = f"{'workload':<{w}} {'contender':<12} {'median ms':>11} {'IQR':>5} {'GFLOP/s':>9} {'seq/s':>11} {'max|err|':>8}  note"
     lines = [head, "-" * len(head)]
     for s in summaries:
         label = f"{s['name']} ({s['batch']},{s['max_time']},{s['input_size']},{s['num_units']})"
@@ -700,18 +741,25 @@ def format_table(summaries: list[dict], sgemm: dict | None) -> str:
             else:
                 ms, gf, sq = f"{'-':>11} {'':>5}", f"{'-':>9}", f"{'-':>11}"
                 note = f"{r['status'].upper()}: {r['note']}"
-            lines.append(f"{wl:<22} {r['contender']:<12} {ms} {gf} {sq}  {note}".rstrip())
+            err = "-" if r["max_abs_err"] is None else f"{r['max_abs_err']:.0e}"
+            lines.append(f"{wl:<{w}} {r['contender']:<12} {ms} {gf} {sq} {err:>8}  {note}".rstrip())
         sp = s["fastlstm_speedup"]
         if sp:
             parts = [f"vs {k} {_fmt_ratio(v)}" for k, v in sp.items()]
             fp = s["fastest_peer"]
             if fp:
                 parts.append(f"vs fastest peer ({fp['contender']}) {_fmt_ratio(fp['ratio'])}")
-            lines.append(f"{'':<22} fastlstm speedup: " + ", ".join(parts))
+            lines.append(f"{'':<{w}} fastlstm speedup: " + ", ".join(parts))
+        busy = s.get("other_processes_cpu")
+        if busy and busy["frac"] > 0.05 and busy["cpu_s"] > 0.5:
+            lines.append(
+                f"{'':<{w}} WARNING: other processes used {100 * busy['frac']:.0f}% of the cores "
+                "during this workload"
+            )
         fast = next((r for r in s["results"] if r["contender"] == "fastlstm"), None)
         if sgemm and fast and fast["gflops"]:
             lines.append(
-                f"{'':<22} fastlstm at {100 * fast['gflops'] / sgemm['gflops']:.0f}% "
+                f"{'':<{w}} fastlstm at {100 * fast['gflops'] / sgemm['gflops']:.0f}% "
                 f"of the sgemm ceiling ({sgemm['gflops']:.1f} GFLOP/s)"
             )
     return "\n".join(lines)
@@ -739,8 +787,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     ap.add_argument(
         "--workloads",
         default=None,
-        help=f"comma list of {','.join(WORKLOADS)} or 'all' (default: all, "
-        "or none when --shape is given)",
+        help=f"comma list of {','.join(WORKLOADS)} or 'all' (default: all, or none when --shape is given)",
     )
     ap.add_argument(
         "--shape",
@@ -756,9 +803,16 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         default=",".join(CONTENDERS),
         help="comma list of contenders (default: all that import)",
     )
-    ap.add_argument("--threads", type=int, default=None, help="threads for every contender (default: usable cores)")
+    ap.add_argument(
+        "--threads", type=int, default=None, help="threads for every contender (default: usable cores)"
+    )
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--min-time", type=float, default=0.1, help="seconds per timed sample (calls are repeated to reach it)")
+    ap.add_argument(
+        "--min-time",
+        type=float,
+        default=0.1,
+        help="seconds per timed sample (calls are repeated to reach it)",
+    )
     ap.add_argument("--sleep", type=float, default=0.3, help="idle seconds before each timed sample")
     ap.add_argument("--tol", type=float, default=1e-4, help="max abs error vs float64 reference")
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
@@ -769,6 +823,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    if prog is None and os.path.basename(sys.argv[0] if sys.argv else "") in ("__main__.py", "fastlstm"):
+        prog = "fastlstm bench"
     args = build_parser(prog).parse_args(argv)
     to_stdout_json = args.json == "-"
     out = sys.stderr if to_stdout_json else sys.stdout
@@ -794,7 +850,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             return 2
         problems_spec.append((n, WORKLOADS[n]))
     for shp in args.shape:
-        problems_spec.append(("custom", shp))
+        problems_spec.append(("custom_" + "x".join(map(str, shp)), shp))
 
     threads = args.threads or usable_cores()
     blas = _BlasLimit()
@@ -815,25 +871,28 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             skipped[name] = str(e)
             log(f"note: skipping {name}: {e}")
             continue
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - skip a contender whose setup breaks
             skipped[name] = f"{type(e).__name__}: {e}"
             log(f"note: skipping {name}: {skipped[name]}")
             continue
         contenders.append(c)
 
-    import numba
+    try:
+        import numba
+    except ImportError:  # the comparison can still run the other contenders
+        numba = None
 
     versions = {
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "numba": numba.__version__,
+        "numba": numba.__version__ if numba else None,
     }
     for c in contenders:
         if c.name == "numpy-ref":
             continue
         try:
             versions[c.name] = c.version()
-        except Exception:
+        except Exception:  # noqa: BLE001
             versions[c.name] = "?"
     command = shlex.join(getattr(sys, "orig_argv", None) or sys.argv)
     if argv is not None:
@@ -861,23 +920,34 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
     summaries = []
     t_start = time.perf_counter()
+    monitor = CpuMonitor()
     for name, (b, t, d, h) in problems_spec:
-        label = name if name != "custom" else f"custom"
+        label = name
         p = make_problem(b, t, d, h, args.lengths, args.seed, name=label)
         log(f"# {label} B,T,D,H={b},{t},{d},{h} sum(lengths)={p.sum_lengths} ...")
+        wl_monitor = CpuMonitor()
         res = run_workload(p, contenders, args.rounds, args.min_time, args.sleep, args.tol, log)
         summaries.append(summarize(p, res))
+        summaries[-1]["other_processes_cpu"] = wl_monitor.foreign()
     for c in contenders:
         c.close()
 
-    try:
-        versions["numba_threading_layer"] = numba.threading_layer()
-    except Exception:
-        pass
+    with contextlib.suppress(Exception):
+        versions["numba_threading_layer"] = numba.threading_layer()  # type: ignore[union-attr]
 
+    foreign = monitor.foreign()
     log("")
     log(format_table(summaries, sgemm))
-    log(f"# wall {time.perf_counter() - t_start:.1f}s; speedup = peer median / fastlstm median (>1: fastlstm faster)")
+    if foreign is not None:
+        warn = foreign["frac"] > 0.05 and foreign["cpu_s"] > 0.5
+        log(
+            f"# other processes used {foreign['cpu_s']:.1f} CPU-s during the run "
+            f"({100 * foreign['frac']:.0f}% of the cores)"
+            + ("; WARNING: the machine was not idle, figures are unreliable" if warn else "")
+        )
+    log(
+        f"# wall {time.perf_counter() - t_start:.1f}s; speedup = peer median / fastlstm median (>1: fastlstm faster)"
+    )
 
     if args.json:
         doc = {
@@ -893,6 +963,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             "seed": args.seed,
             "skipped": skipped,
             "sgemm": sgemm,
+            "other_processes_cpu": foreign,
             "workloads": summaries,
         }
         text = json.dumps(doc, indent=2)
