@@ -2,22 +2,60 @@
 
 * ``error_model="numpy"``: no zero-division check on float division, which
   would otherwise stop the vectoriser.
-* fastmath flags are chosen one by one: ``contract`` (fuse multiply-adds),
-  ``arcp`` (division by reciprocal) and ``nsz`` (ignore the sign of zero).
-  Deliberately *not* ``reassoc``: the order of every sum is fixed so a row's
-  result does not depend on the batch around it, and *not* ``nnan``/``ninf``:
-  NaN and Inf must propagate.
+* fastmath flags are chosen one by one. Never ``nnan``/``ninf`` (NaN and Inf
+  must propagate) and never ``reassoc`` (the order of every sum is fixed).
+  ``contract`` (fuse a multiply and an add into one FMA) is allowed only where
+  the fusion is unambiguous: in the matrix products every addition has exactly
+  one product operand, so each sum becomes the same FMA chain in every
+  kernel, vector lane and loop remainder.  The gate math adds two products
+  (``c * sigmoid(f) + sigmoid(i) * act(j)``), which LLVM could fuse either way
+  depending on the surrounding code, so it is compiled without ``contract``:
+  that is what keeps a row's result bitwise the same in every kernel.
 * ``cache=True``: compiled kernels are written to numba's on-disk cache so a
-  new process does not pay the compile time again.
+  new process does not pay the compile time again (see :func:`kernel_jit`).
 * ``nogil=True``: the kernels release the GIL, so Python threads overlap.
 """
 
-FASTMATH_FLAGS = frozenset({"contract", "arcp", "nsz"})
+from __future__ import annotations
 
-KERNEL_OPTIONS = {
+import warnings
+from typing import Any, Callable
+
+from numba import njit
+
+KERNEL_OPTIONS: dict[str, Any] = {
     "cache": True,
     "error_model": "numpy",
-    "fastmath": set(FASTMATH_FLAGS),
+    "fastmath": {"contract", "nsz"},
     "nogil": True,
     "boundscheck": False,
 }
+
+GATE_OPTIONS: dict[str, Any] = {**KERNEL_OPTIONS, "fastmath": {"nsz"}}
+
+
+def kernel_jit(options: dict[str, Any] = KERNEL_OPTIONS, **overrides: Any) -> Callable:
+    """``numba.njit`` with ``options``; without the disk cache if it has nowhere to live.
+
+    numba caches beside the package (``__pycache__``), else in a user cache
+    directory, or in ``NUMBA_CACHE_DIR``. When none of these is writable (a
+    read-only install with no home directory), the kernels still work: they are
+    compiled in every process, with a warning saying so.
+    """
+    merged = {**options, **overrides}
+
+    def decorate(func: Callable) -> Callable:
+        try:
+            return njit(**merged)(func)
+        except RuntimeError as exc:
+            if not merged.get("cache") or "no locator available" not in str(exc):
+                raise
+            warnings.warn(
+                f"fastlstm: no writable cache directory for numba ({exc}); kernels will be "
+                "compiled in every process. Set NUMBA_CACHE_DIR to a writable directory.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return njit(**{**merged, "cache": False})(func)
+
+    return decorate

@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from ._config import KERNEL_OPTIONS
+from ._config import GATE_OPTIONS, KERNEL_OPTIONS, kernel_jit
 
 # Activation codes understood by the kernels (see activations.py for the names).
 TANH, RELU, SIGMOID, LINEAR, SOFTSIGN, ELU, HARD_SIGMOID, RELU6, SELU, SWISH = range(10)
@@ -58,7 +58,7 @@ def tanh(x):
     return np.tanh(x)
 
 
-@overload(tanh, jit_options={"fastmath": set(KERNEL_OPTIONS["fastmath"])})
+@overload(tanh, jit_options={"fastmath": set(GATE_OPTIONS["fastmath"])})
 def _tanh_overload(x):
     if x == types.float32:
 
@@ -75,16 +75,21 @@ def sigmoid(x):
     return 0.5 * np.tanh(0.5 * x) + 0.5
 
 
-@overload(sigmoid, jit_options={"fastmath": set(KERNEL_OPTIONS["fastmath"])})
+@overload(sigmoid, jit_options={"fastmath": set(GATE_OPTIONS["fastmath"])})
 def _sigmoid_overload(x):
     if x == types.float32:
         return lambda x: _F32_HALF * tanh(_F32_HALF * x) + _F32_HALF
     return lambda x: 0.5 * tanh(0.5 * x) + 0.5
 
 
-@njit(inline="always", **KERNEL_OPTIONS)
+@kernel_jit()
 def _tanh_ratio_f32(x):
-    """Numerator and denominator of the float32 tanh approximation (q > 0)."""
+    """Numerator and denominator of the float32 tanh approximation (q > 0).
+
+    Compiled on its own with ``contract``: its Horner steps fuse into FMAs the
+    same way wherever it is inlined, while the gate math around it is not
+    contracted (see ``_config``).
+    """
     y = _F32_TANH_CLAMP if x > _F32_TANH_CLAMP else x
     y = -_F32_TANH_CLAMP if y < -_F32_TANH_CLAMP else y
     y2 = y * y
@@ -102,7 +107,7 @@ def _tanh_ratio_f32(x):
     return y * p, q
 
 
-@njit(inline="always", **KERNEL_OPTIONS)
+@kernel_jit(GATE_OPTIONS, inline="always")
 def _new_cell_state_f32(c, i, j, f):
     """float32 ``c * sigmoid(f) + sigmoid(i) * tanh(j)`` with one division.
 
@@ -115,7 +120,7 @@ def _new_cell_state_f32(c, i, j, f):
     return (c * (pf + qf) * qi * qj + (pi + qi) * pj * qf) / (_F32_TWO * qf * qi * qj)
 
 
-@njit(inline="always", **KERNEL_OPTIONS)
+@kernel_jit(GATE_OPTIONS, inline="always")
 def _new_output_f32(c, o):
     """float32 ``tanh(c) * sigmoid(o)`` with one division."""
     pc, qc = _tanh_ratio_f32(c)
@@ -163,12 +168,12 @@ def _tanh_gates_impl(new_cell, new_out):
     return tanh_gates
 
 
-@njit(inline="always", **KERNEL_OPTIONS)
+@kernel_jit(GATE_OPTIONS, inline="always")
 def _new_cell_state_exact(c, i, j, f):
     return c * (0.5 * np.tanh(0.5 * f) + 0.5) + (0.5 * np.tanh(0.5 * i) + 0.5) * np.tanh(j)
 
 
-@njit(inline="always", **KERNEL_OPTIONS)
+@kernel_jit(GATE_OPTIONS, inline="always")
 def _new_output_exact(c, o):
     return np.tanh(c) * (0.5 * np.tanh(0.5 * o) + 0.5)
 
@@ -176,47 +181,45 @@ def _new_output_exact(c, o):
 tanh_gates = _tanh_gates_impl(_new_cell_state_exact, _new_output_exact)
 
 
-@overload(tanh_gates, jit_options={"fastmath": set(KERNEL_OPTIONS["fastmath"]), "error_model": "numpy"})
+@overload(tanh_gates, jit_options={"fastmath": set(GATE_OPTIONS["fastmath"]), "error_model": "numpy"})
 def _tanh_gates_overload(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip):
     if g.dtype == types.float32:
         return _tanh_gates_impl(_new_cell_state_f32, _new_output_f32)
     return _tanh_gates_impl(_new_cell_state_exact, _new_output_exact)
 
 
-@njit(**KERNEL_OPTIONS)
+@kernel_jit(GATE_OPTIONS)
 def activate(code, x):
-    """Apply the built-in activation ``code`` to the scalar ``x``."""
-    zero = x * 0
-    one = zero + 1
+    """Apply the built-in activation ``code`` to the scalar ``x`` (in float64)."""
     if code == TANH:
-        return tanh(x)
+        return np.tanh(x)
     if code == RELU:
-        return x if x > zero else zero
+        return x if x > 0.0 else 0.0
     if code == SIGMOID:
-        return sigmoid(x)
+        return 0.5 * np.tanh(0.5 * x) + 0.5
     if code == LINEAR:
-        return x
+        return x + 0.0
     if code == SOFTSIGN:
-        return x / (one + abs(x))
+        return x / (1.0 + abs(x))
     if code == ELU:
-        return x if x > zero else np.expm1(x)
+        return x if x > 0.0 else np.expm1(x)
     if code == HARD_SIGMOID:
-        y = x * 0.2 + 0.5
-        y = one if y > one else y
-        return zero if y < zero else y
+        y = 0.2 * x + 0.5
+        y = 1.0 if y > 1.0 else y
+        return 0.0 if y < 0.0 else y
     if code == RELU6:
-        y = x if x > zero else zero
-        return one * 6 if y > 6 else y
+        y = x if x > 0.0 else 0.0
+        return 6.0 if y > 6.0 else y
     if code == SELU:
-        scale = one * 1.0507009873554804934193349852946
-        alpha = one * 1.6732632423543772848170429916717
-        return scale * x if x > zero else scale * alpha * np.expm1(x)
+        scale = 1.0507009873554804934193349852946
+        alpha = 1.6732632423543772848170429916717
+        return scale * x if x > 0.0 else scale * alpha * np.expm1(x)
     if code == SWISH:
-        return x * sigmoid(x)
+        return x * (0.5 * np.tanh(0.5 * x) + 0.5)
     return x + np.nan
 
 
-@njit(inline="always", **KERNEL_OPTIONS)
+@kernel_jit(inline="always")
 def _axpy8(g, a, w0, w1, w2, w3, w4, w5, w6, w7):
     """g += a[0] * w0 + ... + a[7] * w7, summed left to right (FMA chain)."""
     a0 = a[0]
@@ -241,7 +244,7 @@ def _axpy8(g, a, w0, w1, w2, w3, w4, w5, w6, w7):
         )
 
 
-@njit(inline="always", **KERNEL_OPTIONS)
+@kernel_jit(inline="always")
 def _axpy8_four_rows(g0, g1, g2, g3, a, b, c, d, w0, w1, w2, w3, w4, w5, w6, w7):
     """:func:`_axpy8` for four rows at once, sharing each load of ``w``.
 
@@ -294,7 +297,7 @@ def _axpy8_four_rows(g0, g1, g2, g3, a, b, c, d, w0, w1, w2, w3, w4, w5, w6, w7)
         g3[n] = g3[n] + d0 * v0 + d1 * v1 + d2 * v2 + d3 * v3 + d4 * v4 + d5 * v5 + d6 * v6 + d7 * v7
 
 
-@njit(**KERNEL_OPTIONS)
+@kernel_jit()
 def matmul_accumulate(a, n_rows, w, g, column_tile):
     """``g[:n_rows] += a[:n_rows] @ w`` with a fixed summation order per element.
 
@@ -340,7 +343,7 @@ def matmul_accumulate(a, n_rows, w, g, column_tile):
             k += 1
 
 
-@njit(**KERNEL_OPTIONS)
+@kernel_jit(GATE_OPTIONS)
 def lstm_gates(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
     """Turn pre-activations ``g`` (gate blocks i, j, f, o) into new ``c`` and ``m``.
 
@@ -376,7 +379,7 @@ def lstm_gates(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip
             mr[u] = sigmoid(o_in) * activate(act_code, cu)
 
 
-@njit(inline="always", **KERNEL_OPTIONS)
+@kernel_jit(inline="always")
 def gather_chunk(rows, active, t0, t1, x, x_batch_stride, x_time_stride, lengths, reverse, x_rows, chunk_start):
     """Copy the inputs of steps ``t0 <= t < t1`` of the running rows into ``x_rows``.
 
@@ -399,7 +402,7 @@ def gather_chunk(rows, active, t0, t1, x, x_batch_stride, x_time_stride, lengths
     return active
 
 
-@njit(inline="always", **KERNEL_OPTIONS)
+@kernel_jit(inline="always")
 def finish_rows(rows, c, h, lengths, max_time, out, out_batch_stride, out_time_stride, c_final, h_final):
     """Store each row's final state and zero its outputs past its length."""
     for r in range(rows.shape[0]):
@@ -410,7 +413,7 @@ def finish_rows(rows, c, h, lengths, max_time, out, out_batch_stride, out_time_s
             out[b * out_batch_stride + t * out_time_stride] = 0
 
 
-@njit(**KERNEL_OPTIONS)
+@kernel_jit()
 def run_block(
     rows,
     x,
@@ -507,7 +510,7 @@ def run_block(
     finish_rows(rows, c, h, lengths, max_time, out, out_batch_stride, out_time_stride, c_final, h_final)
 
 
-@njit(parallel=True, **KERNEL_OPTIONS)
+@kernel_jit(parallel=True)
 def lstm_layer_split_units(
     x,
     x_batch_stride,
@@ -602,7 +605,7 @@ def lstm_layer_split_units(
     finish_rows(rows, c_rows, h, lengths, max_time, out, out_batch_stride, out_time_stride, c_final, h_final)
 
 
-@njit(parallel=True, **KERNEL_OPTIONS)
+@kernel_jit(parallel=True)
 def lstm_layer(
     x,
     x_batch_stride,
@@ -676,19 +679,18 @@ def specialise_for_activation(user_activation):
     """
     namespace = dict(globals())
 
-    @njit(inline="always", **KERNEL_OPTIONS)
+    @kernel_jit(GATE_OPTIONS, inline="always")
     def call_user_activation(code, x):
         return user_activation(x)
 
     namespace["activate"] = call_user_activation
-    options = {**KERNEL_OPTIONS, "cache": False}
-    for name, parallel in (
-        ("lstm_gates", False),
-        ("run_block", False),
-        ("lstm_layer", True),
-        ("lstm_layer_split_units", True),
+    for name, options, parallel in (
+        ("lstm_gates", GATE_OPTIONS, False),
+        ("run_block", KERNEL_OPTIONS, False),
+        ("lstm_layer", KERNEL_OPTIONS, True),
+        ("lstm_layer_split_units", KERNEL_OPTIONS, True),
     ):
         py_func = globals()[name].py_func
         clone = pytypes.FunctionType(py_func.__code__, namespace, name, py_func.__defaults__)
-        namespace[name] = njit(parallel=parallel, **options)(clone)
+        namespace[name] = njit(parallel=parallel, **{**options, "cache": False})(clone)
     return namespace["lstm_layer"], namespace["lstm_layer_split_units"]

@@ -185,7 +185,7 @@ def run_layer(
     chunk_bytes = min(CHUNK_BYTES, out.nbytes // (4 * n_workers))
     tiling = (COLUMN_TILE, max(1, chunk_bytes // (4 * units * dtype.itemsize)))
     layer, layer_split_units = _layer_kernels(weights.activation)
-    x2d, out2d = x.reshape(-1, depth), out.reshape(-1, out_depth)
+    x2d, out2d = x.reshape(batch * max_time, depth), out.reshape(batch * max_time, out_depth)
     if split_units is None:
         split_units = use_split_units(weights, batch, n_workers)
     if split_units:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import operator
+import os
 from typing import Any
 
 import numpy as np
@@ -67,9 +68,7 @@ def real_array(value: Any, what: str) -> np.ndarray:
     if kind == "c":
         raise TypeError(f"{what} has complex dtype {array.dtype}; LSTMs here are real-valued")
     if kind not in "iuf":
-        raise TypeError(
-            f"{what} has dtype {array.dtype}, which is not numeric; pass float32 or float64 data"
-        )
+        raise TypeError(f"{what} has dtype {array.dtype}, which is not numeric; pass float32 or float64 data")
     return array
 
 
@@ -90,13 +89,30 @@ def as_kernel_array(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.array(array, dtype=dtype, order="C", copy=True)
 
 
-def check_size(shape: tuple[int, ...], what: str) -> None:
-    """Refuse shapes whose element count overflows or cannot be allocated."""
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not exposed on this platform
+        return MAX_ELEMENTS
+
+
+def check_size(shape: tuple[int, ...], what: str, itemsize: int = 8) -> None:
+    """Refuse shapes whose element count overflows, or whose bytes exceed the machine's memory.
+
+    Called before anything of that shape is allocated.
+    """
     total = 1
     for extent in shape:
         total *= int(extent)
     if total > MAX_ELEMENTS:
         raise ValueError(f"{what} of shape {tuple(shape)} has {total} elements: too large to allocate")
+    nbytes = total * itemsize
+    memory = _physical_memory()
+    if nbytes > memory:
+        raise ValueError(
+            f"{what} of shape {tuple(shape)} is too large to allocate: it would need "
+            f"{nbytes / 2**30:.1f} GiB, more than this machine's {memory / 2**30:.1f} GiB of memory"
+        )
 
 
 def inputs_3d(inputs: Any, time_major: bool) -> np.ndarray:
@@ -145,6 +161,7 @@ def weight(value: Any, shape: tuple[int, ...], what: str, dtype: np.dtype) -> np
     array = real_array(value, what)
     if array.shape != tuple(shape):
         raise ValueError(f"{what} must have shape {tuple(shape)}, got {array.shape}")
+    check_size(array.shape, what, dtype.itemsize)
     return np.array(array, dtype=dtype, order="C", copy=True)
 
 

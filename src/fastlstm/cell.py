@@ -10,6 +10,7 @@ all their logic in one base class; :class:`MultiRNNCell` stacks cells.
 from __future__ import annotations
 
 import abc
+import threading
 from collections import namedtuple
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -24,6 +25,10 @@ __all__ = ["BasicLSTMCell", "LSTMCell", "LSTMStateTuple", "MultiRNNCell", "RNNCe
 
 Initializer = Callable[[tuple, np.dtype, np.random.Generator], Any]
 SeedLike = int | np.random.Generator | None
+
+
+# Held while a cell is built lazily by its first run (runs may come from several threads).
+_BUILD_LOCK = threading.RLock()
 
 
 class LSTMStateTuple(namedtuple("LSTMStateTuple", ("c", "h"))):
@@ -145,6 +150,8 @@ class RNNCell(abc.ABC):
         if state is None:
             raise ValueError("a cell step needs a state; start from cell.zero_state(batch_size)")
         dtype = self._state_dtype(state) or self.dtype
+        check.check_size(x.shape, "inputs", dtype.itemsize)
+        check.check_size((x.shape[0], self.output_size), "outputs", dtype.itemsize)
         x3 = check.as_kernel_array(x[:, None, :], dtype)
         lengths = np.ones(x.shape[0], dtype=np.int64)
         outputs, new_state = self._run_sequence(x3, lengths, state, False, dtype)
@@ -254,7 +261,10 @@ class _LSTMBase(RNNCell):
         rng = np.random.default_rng(seed)
         initializer = self._initializer or glorot_uniform
         values = []
-        for name, shape in self._variable_shapes(depth).items():
+        shapes = self._variable_shapes(depth)
+        for name, shape in shapes.items():
+            check.check_size(shape, name, self.dtype.itemsize)
+        for name, shape in shapes.items():
             if name == "bias":
                 values.append(np.zeros(shape, self.dtype))
             else:
@@ -335,6 +345,7 @@ class _LSTMBase(RNNCell):
         """An all-zero state for ``batch_size`` rows, in ``dtype`` (the cell's by default)."""
         batch = check.non_negative_int(batch_size, "batch_size")
         dtype = self.dtype if dtype is None else check.float_dtype(dtype)
+        check.check_size((batch, self.num_units + self._out_depth), "zero state", dtype.itemsize)
         c = np.zeros((batch, self.num_units), dtype)
         return self._pack_state(c, np.zeros((batch, self._out_depth), dtype))
 
@@ -369,12 +380,14 @@ class _LSTMBase(RNNCell):
     def _prepare(
         self, depth: int, batch: int, initial_state: Any, dtype: np.dtype, context: str
     ) -> tuple[LayerWeights, np.ndarray, np.ndarray]:
-        if not self.built:
-            self.build(depth)
-        elif self.input_size != depth:
-            raise ValueError(
-                f"{context}inputs have depth {depth} but the cell was built for depth {self.input_size}"
-            )
+        with _BUILD_LOCK:  # concurrent first calls must all see the one set of weights
+            if not self.built:
+                self.build(depth)
+            elif self.input_size != depth:
+                raise ValueError(
+                    f"{context}inputs have depth {depth} but the cell was built for depth {self.input_size}"
+                )
+            weights = self._weights(dtype)
         if initial_state is None:
             c0 = np.zeros((batch, self.num_units), dtype)
             h0 = np.zeros((batch, self._out_depth), dtype)
@@ -382,7 +395,7 @@ class _LSTMBase(RNNCell):
             c_in, h_in = self._state_arrays(initial_state, batch, context)
             c0 = check.as_kernel_array(c_in, dtype)
             h0 = check.as_kernel_array(h_in, dtype)
-        return self._weights(dtype), c0, h0
+        return weights, c0, h0
 
     def _execute(
         self,

@@ -189,7 +189,7 @@ class LSTMModel:
             Non-numeric inputs, lengths or states.
         """
         dtype = self._dtype
-        x, lengths = prepare_inputs(inputs, sequence_length, time_major, dtype)
+        x, lengths = prepare_inputs(inputs, sequence_length, time_major, dtype, self.output_size)
         batch, depth = lengths.shape[0], x.shape[2]
         prepared = []
         for k, (layer, state) in enumerate(zip(self.layers, self._layer_states(initial_state))):

@@ -33,13 +33,19 @@ def _check_cell(cell: Any, what: str = "cell") -> None:
 
 
 def prepare_inputs(
-    inputs: Any, sequence_length: Any, time_major: bool, dtype: np.dtype
+    inputs: Any, sequence_length: Any, time_major: bool, dtype: np.dtype, output_depth: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Validated, kernel-ready inputs and int64 lengths (shared by all drivers)."""
+    """Validated, kernel-ready inputs and int64 lengths (shared by all drivers).
+
+    Sizes are checked before anything is allocated: the inputs (and a copy of
+    them in ``dtype``), the lengths and outputs of depth ``output_depth``.
+    """
     array = check.inputs_3d(inputs, time_major)
     max_time, batch = (array.shape[0], array.shape[1]) if time_major else (array.shape[1], array.shape[0])
+    check.check_size(array.shape, "inputs", dtype.itemsize)
+    check.check_size((batch, max_time, output_depth), "outputs", dtype.itemsize)
+    check.check_size((batch,), "sequence_length", 8)
     lengths = check.sequence_lengths(sequence_length, batch, max_time)
-    check.check_size(array.shape, "inputs")
     return check.as_kernel_array(array, dtype), lengths
 
 
@@ -99,7 +105,7 @@ def dynamic_rnn(
     """
     _check_cell(cell)
     run_dtype = _run_dtype(cell, initial_state, dtype)
-    x, lengths = prepare_inputs(inputs, sequence_length, time_major, run_dtype)
+    x, lengths = prepare_inputs(inputs, sequence_length, time_major, run_dtype, cell.output_size)
     return cell._run_sequence(x, lengths, initial_state, time_major, run_dtype)
 
 
@@ -171,8 +177,13 @@ def bidirectional_dynamic_rnn(
     _check_cell(cell_bw, "cell_bw")
     dtype_fw = _run_dtype(cell_fw, initial_state_fw, dtype)
     dtype_bw = _run_dtype(cell_bw, initial_state_bw, dtype)
-    x_fw, lengths = prepare_inputs(inputs, sequence_length, time_major, dtype_fw)
-    x_bw = x_fw if dtype_bw == dtype_fw else prepare_inputs(inputs, sequence_length, time_major, dtype_bw)[0]
+    depth_out = cell_fw.output_size + cell_bw.output_size
+    x_fw, lengths = prepare_inputs(inputs, sequence_length, time_major, dtype_fw, depth_out)
+    x_bw = (
+        x_fw
+        if dtype_bw == dtype_fw
+        else prepare_inputs(inputs, sequence_length, time_major, dtype_bw, depth_out)[0]
+    )
     batch = lengths.shape[0]
     depth = x_fw.shape[2]
     prepared_fw = cell_fw._prepare(depth, batch, initial_state_fw, dtype_fw, "cell_fw: ")

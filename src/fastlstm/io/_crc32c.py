@@ -1,14 +1,17 @@
 """CRC-32C (Castagnoli), the checksum of LevelDB tables and TensorFlow tensor bundles.
 
 The standard library only has CRC-32 (IEEE, ``zlib.crc32``), a different polynomial,
-so the table-driven loop is compiled with numba: about 1 GB/s instead of a few MB/s
-in pure Python. ``cache=True`` keeps the compiled loop between processes.
+so the table-driven loop (slicing-by-8) is compiled with numba, with fastlstm's usual
+options (``_config.KERNEL_OPTIONS``, which caches it on disk): over 1 GB/s instead of a
+few MB/s in pure Python.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+
+from .._config import kernel_jit
 
 _POLY = 0x82F63B78  # CRC-32C, reflected
 _MASK_DELTA = 0xA282EAD8
@@ -32,7 +35,7 @@ def _make_tables() -> np.ndarray:
 _TABLES = _make_tables()
 
 
-@njit(cache=True, nogil=True)
+@kernel_jit()
 def _crc32c_update(crc: int, data: np.ndarray, tables: np.ndarray) -> int:  # pragma: no cover - compiled
     crc = np.uint32(crc) ^ np.uint32(0xFFFFFFFF)
     n = data.shape[0]

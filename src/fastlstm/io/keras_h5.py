@@ -29,7 +29,11 @@ The HDF5 formats need ``h5py`` (``pip install fastlstm[keras]``). Only hard link
 are followed and only plain, uncompressed datasets stored inside the file are
 read, so a crafted file can neither point the reader at other files nor make it
 allocate more than the file holds. Zip members are read into memory with a size
-limit; nothing is extracted to disk.
+limit; nothing is extracted to disk. libhdf5 itself (2.0.0 in h5py 3.16) crashes
+or hangs on some damaged files while decoding variable-length strings, which all
+Keras attributes are; so before h5py sees a file, its global heaps are walked and
+checked, and every string attribute's stored type and size are checked before it
+is decoded (see ``tests/fuzz_corpus/keras`` for files that crash libhdf5 otherwise).
 """
 
 from __future__ import annotations
@@ -251,8 +255,8 @@ def read_keras_weights(path: str | os.PathLike[str]) -> KerasModelWeights:
 
     Raises
     ------
-    FileNotFoundError
-        If ``path`` does not exist.
+    FileNotFoundError, IsADirectoryError
+        If ``path`` does not exist or is a directory.
     ImportError
         If the file is HDF5 (or a ``.keras`` zip, which holds HDF5) and h5py is
         not installed.
@@ -271,6 +275,11 @@ def read_keras_weights(path: str | os.PathLike[str]) -> KerasModelWeights:
     [('lstm', (3, 20)), ('lstm_1', (5, 16))]
     """
     path_str = os.fsdecode(os.fspath(path))
+    if os.path.isdir(path_str):
+        raise IsADirectoryError(
+            f"{path_str} is a directory; pass a .keras, .weights.h5 or .h5 file (for an unzipped "
+            "Keras 3 model directory, zip it back into a .keras file)"
+        )
     if not os.path.isfile(path_str):
         raise FileNotFoundError(f"Keras file {path_str} does not exist")
     with open(path_str, "rb") as file:
@@ -310,7 +319,7 @@ def _hdf5_errors(path: str) -> Iterator[None]:
         yield
     except KerasFileError:
         raise
-    except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:
+    except (OSError, KeyError, RuntimeError, ValueError, TypeError, OverflowError) as exc:
         raise KerasFileError(f"{path}: cannot read the HDF5 data, the file is damaged ({exc})") from exc
 
 

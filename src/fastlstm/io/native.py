@@ -138,6 +138,9 @@ def load(path: str | os.PathLike) -> Saveable:
             arrays = {key: archive[key] for key in archive.files}
         except Exception as exc:
             raise ValueError(f"{name} is not a valid fastlstm file: cannot read its arrays: {exc}") from exc
+    for key, value in arrays.items():
+        if not isinstance(value, np.ndarray):
+            raise ValueError(f"{name} is not a valid fastlstm file: member {key!r} is not a .npy array")
     try:
         return _load_arrays(arrays)
     except RecursionError as exc:
@@ -216,6 +219,9 @@ def _build(config: Any, prefix: str, arrays: dict[str, np.ndarray], where: str) 
     if not isinstance(config, dict):
         raise ValueError(f"{where} must be a JSON object, got {type(config).__name__}")
     class_name = config.get("class")
+    known = sorted([*_LEAF_CLASSES, "MultiRNNCell", "LSTMModel"])
+    if not isinstance(class_name, str):
+        raise ValueError(f"{where}: unknown class {class_name!r}; expected one of {known}")
     if class_name == "LSTMModel":
         _expect_keys(config, {"class", "layers"}, where)
         layers = _json_list(config["layers"], f"{where}.layers")
@@ -245,7 +251,6 @@ def _build(config: Any, prefix: str, arrays: dict[str, np.ndarray], where: str) 
         return _construct(MultiRNNCell, where, built)
     if class_name in _LEAF_CLASSES:
         return _build_leaf(_LEAF_CLASSES[class_name], config, prefix, arrays, where)
-    known = sorted([*_LEAF_CLASSES, "MultiRNNCell", "LSTMModel"])
     raise ValueError(f"{where}: unknown class {class_name!r}; expected one of {known}")
 
 

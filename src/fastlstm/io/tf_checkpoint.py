@@ -44,6 +44,11 @@ _BLOCK_TRAILER_SIZE = 5  # compression type byte + masked CRC-32C
 _MAX_RANK = 32  # numpy 1.x's limit (TensorFlow allows 254)
 _MAX_SHARDS = 100_000  # data file names count shards with five digits
 _BUNDLE_VERSION = 1  # kTensorBundleVersion, the format this reader understands
+# Prefix-compressed keys may decode to at most this many bytes in total: far more than
+# real tensor names need (each record costs >= ~13 bytes on disk), far less than a crafted
+# index could otherwise produce (quadratic in its size).
+_KEY_BUDGET_FACTOR = 64
+_MIN_KEY_BUDGET = 64 * 2**20
 
 # TensorFlow DataType enum -> numpy dtype as stored by a little-endian writer.
 _NUMPY_DTYPES = {
@@ -217,7 +222,8 @@ def _table_records(table: bytes, path: str) -> list[tuple[bytes, bytes]]:
 
     records: list[tuple[bytes, bytes]] = []
     next_free = 0
-    for number, (_, value) in enumerate(_block_records(index_block, f"{path}: index block")):
+    key_budget = [max(_MIN_KEY_BUDGET, _KEY_BUDGET_FACTOR * len(table))]
+    for number, (_, value) in enumerate(_block_records(index_block, f"{path}: index block", key_budget)):
         where = f"{path}: data block {number}"
         handle, end = _block_handle(value, 0, len(value), where)
         if end != len(value):
@@ -225,7 +231,7 @@ def _table_records(table: bytes, path: str) -> list[tuple[bytes, bytes]]:
         if handle[0] < next_free:
             raise CheckpointError(f"{where}: block at offset {handle[0]} overlaps the previous block")
         next_free = handle[0] + handle[1] + _BLOCK_TRAILER_SIZE
-        for key, record in _block_records(_read_block(table, handle, footer_start, where), where):
+        for key, record in _block_records(_read_block(table, handle, footer_start, where), where, key_budget):
             if records and key <= records[-1][0]:
                 raise CheckpointError(
                     f"{where}: key {key!r} is not after {records[-1][0]!r}; keys must be sorted"
@@ -267,8 +273,13 @@ def _read_block(table: bytes, handle: tuple[int, int], limit: int, where: str) -
     return table[offset:end]
 
 
-def _block_records(block: bytes, where: str) -> list[tuple[bytes, bytes]]:
-    """Decode a block's prefix-compressed records and check its restart points."""
+def _block_records(block: bytes, where: str, key_budget: list[int]) -> Iterator[tuple[bytes, bytes]]:
+    """Decode a block's prefix-compressed records, then check its restart points.
+
+    ``key_budget[0]`` is the number of key bytes the caller still accepts: prefix
+    compression lets a small crafted block decode to huge keys, so every decoded
+    key is charged to it.
+    """
     n = len(block)
     if n < 4:
         raise CheckpointError(f"{where}: block of {n} bytes is too short for its restart count")
@@ -278,7 +289,6 @@ def _block_records(block: bytes, where: str) -> list[tuple[bytes, bytes]]:
     data_end = n - 4 - 4 * num_restarts
     restarts = struct.unpack_from(f"<{num_restarts}I", block, data_end)
 
-    records: list[tuple[bytes, bytes]] = []
     full_key_starts = set()
     key = b""
     pos = 0
@@ -293,18 +303,22 @@ def _block_records(block: bytes, where: str) -> list[tuple[bytes, bytes]]:
             )
         if pos + unshared + value_size > data_end:
             raise CheckpointError(f"{where}: record at {start} runs past the end of the block data")
+        key_budget[0] -= shared + unshared
+        if key_budget[0] < 0:
+            raise CheckpointError(
+                f"{where}: the keys decode to far more bytes than the file holds; the index is corrupted"
+            )
         key = key[:shared] + block[pos : pos + unshared]
         pos += unshared
-        records.append((key, block[pos : pos + value_size]))
+        yield key, block[pos : pos + value_size]
         pos += value_size
         if shared == 0:
             full_key_starts.add(start)
-    if not records:
-        full_key_starts.add(0)
+    if not full_key_starts:
+        full_key_starts.add(0)  # an empty block: its one restart point is 0
     bad = [r for r in restarts if r not in full_key_starts]
     if bad:
         raise CheckpointError(f"{where}: restart point {bad[0]} is not the start of a full-key record")
-    return records
 
 
 # ---------------------------------------------------------------------------- protobuf

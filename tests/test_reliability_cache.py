@@ -1,0 +1,107 @@
+"""Issue 6, numba's on-disk cache: an unwritable cache directory still works, and kernels
+written to the cache by a 1-thread process give the same bits when a 2-thread process loads them.
+
+Each test runs fresh interpreters. Only ``test_cache_written_with_one_thread_is_loaded_with_two``
+compiles from scratch (once, float32, one kernel: about 20 s); the others fall back on the
+package's own ``__pycache__``, which the rest of the suite has filled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import fastlstm
+
+# A tiny run: 3 units (< 16, so never the split-units kernel), 3 rows, lengths 4, 2 and 0.
+SCRIPT = """
+import json, sys, warnings
+warnings.simplefilter("always")
+import numba, numpy as np, fastlstm
+from fastlstm import _kernels
+arrays = {}
+for dtype in sys.argv[2].split(","):
+    cell = fastlstm.BasicLSTMCell(3, dtype=dtype)
+    gen = np.random.default_rng(0)
+    cell.set_weights([gen.uniform(-0.6, 0.6, (5, 12)), gen.uniform(-0.5, 0.5, 12)])
+    x = gen.uniform(-1, 1, (3, 4, 2))
+    outputs, state = fastlstm.dynamic_rnn(cell, x, [4, 2, 0])
+    arrays.update({f"{dtype}/outputs": outputs, f"{dtype}/c": state.c, f"{dtype}/h": state.h})
+np.savez(sys.argv[1], **arrays)
+stats = _kernels.lstm_layer.stats
+print(json.dumps({
+    "threads": numba.get_num_threads(),
+    "hits": sum(stats.cache_hits.values()),
+    "misses": sum(stats.cache_misses.values()),
+}))
+"""
+
+
+def in_process(dtypes):
+    """What SCRIPT computes, computed here."""
+    arrays = {}
+    for dtype in dtypes.split(","):
+        cell = fastlstm.BasicLSTMCell(3, dtype=dtype)
+        gen = np.random.default_rng(0)
+        cell.set_weights([gen.uniform(-0.6, 0.6, (5, 12)), gen.uniform(-0.5, 0.5, 12)])
+        x = gen.uniform(-1, 1, (3, 4, 2))
+        outputs, state = fastlstm.dynamic_rnn(cell, x, [4, 2, 0])
+        arrays.update({f"{dtype}/outputs": outputs, f"{dtype}/c": state.c, f"{dtype}/h": state.h})
+    return arrays
+
+
+def run_script(tmp_path, name, env_changes, dtypes="float32"):
+    target = tmp_path / f"{name}.npz"
+    env = {**os.environ, **env_changes}
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(target), dtypes],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    with np.load(target, allow_pickle=False) as data:
+        arrays = {key: data[key] for key in data.files}
+    return arrays, json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
+
+
+def assert_same(arrays, expected):
+    assert sorted(arrays) == sorted(expected)
+    for key in expected:
+        assert arrays[key].dtype == expected[key].dtype
+        np.testing.assert_array_equal(arrays[key], expected[key], err_msg=key)
+
+
+def test_unwritable_cache_directories_still_work(tmp_path):
+    """NUMBA_CACHE_DIR below a regular file, or in /proc: no crash, the same bits."""
+    blocker = tmp_path / "a_regular_file"
+    blocker.write_text("not a directory")
+    expected = in_process("float32,float64")
+    for k, cache_dir in enumerate([blocker / "numba_cache", Path("/proc/self/numba_cache")]):
+        arrays, _, stderr = run_script(
+            tmp_path, f"run{k}", {"NUMBA_CACHE_DIR": str(cache_dir)}, "float32,float64"
+        )
+        assert_same(arrays, expected)
+        assert "Error" not in stderr, stderr
+    assert not (blocker / "numba_cache").exists() and blocker.read_text() == "not a directory"
+
+
+def test_cache_written_with_one_thread_is_loaded_with_two(tmp_path):
+    cache = tmp_path / "numba_cache"
+    first, info1, _ = run_script(tmp_path, "one", {"NUMBA_CACHE_DIR": str(cache), "NUMBA_NUM_THREADS": "1"})
+    assert info1["threads"] == 1 and info1["misses"] >= 1  # compiled, then written to the cache
+    assert list(cache.rglob("_kernels.lstm_layer-*.nbi")) and list(cache.rglob("_kernels.lstm_layer-*.nbc"))
+    second, info2, _ = run_script(tmp_path, "two", {"NUMBA_CACHE_DIR": str(cache), "NUMBA_NUM_THREADS": "2"})
+    assert info2["threads"] == 2 and info2["hits"] >= 1 and info2["misses"] == 0  # loaded, not compiled
+    expected = in_process("float32")
+    assert_same(first, expected)
+    assert_same(second, expected)
