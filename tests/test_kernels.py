@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from conftest import make_cell
 from numba import njit
 
 import fastlstm
 import naive
 from fastlstm import _kernels
+from fastlstm._runner import run_layer
 
 
 @njit
@@ -54,3 +56,29 @@ def test_nan_and_inf_stay_in_their_row(rng):
         np.testing.assert_array_equal(out[row], clean_out[row])
         np.testing.assert_array_equal(state.c[row], clean_state.c[row])
     np.testing.assert_array_equal(out[1, :2], clean_out[1, :2])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "cell_kwargs",
+    [
+        {},
+        {"activation": "relu", "forget_bias": 0.5},
+        {"use_peepholes": True, "cell_clip": 0.7},
+        {"use_peepholes": True, "activation": "softsign"},
+    ],
+)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_split_units_kernel_is_bitwise_the_row_kernel(rng, dtype, cell_kwargs, reverse):
+    """Both kernels of a layer give the same bits, whichever one a batch size picks."""
+    cell = fastlstm.LSTMCell(37, dtype=dtype, **cell_kwargs)
+    cell.build(5, seed=3)
+    cell.set_weights([w + rng.uniform(-0.3, 0.3, w.shape) for w in cell.get_weights()])
+    weights = cell._weights(np.dtype(dtype))
+    x = rng.uniform(-2, 2, (7, 9, 5)).astype(dtype)
+    lengths = np.array([9, 0, 4, 9, 1, 6, 3], dtype=np.int64)
+    c0, h0 = (rng.uniform(-1, 1, (7, 37)).astype(dtype) for _ in range(2))
+    rows = run_layer(weights, x, lengths, c0, h0, False, reverse, split_units=False)
+    units = run_layer(weights, x, lengths, c0, h0, False, reverse, split_units=True)
+    for by_rows, by_units in zip(rows, units):
+        np.testing.assert_array_equal(by_units, by_rows)

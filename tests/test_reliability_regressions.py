@@ -67,7 +67,7 @@ def test_overflowing_preactivation_gives_tf_result(activation, expected):
 
 # the split-units kernel is bitwise the row kernel
 def test_one_row_alone_on_two_threads_equals_the_row_in_a_big_batch():
-    cell = fastlstm.BasicLSTMCell(40, dtype="float64")
+    cell = fastlstm.BasicLSTMCell(128, dtype="float64")
     cell.build(3, seed=0)
     x = np.random.default_rng(0).uniform(-2, 2, (130, 9, 3))
     before = numba.get_num_threads()

@@ -193,8 +193,8 @@ def activate(code, x):
     """Apply the built-in activation ``code`` to the scalar ``x`` (in float64)."""
     if code == TANH:
         return np.tanh(x)
-    if code == RELU:
-        return x if x > 0.0 else 0.0
+    if code == RELU:  # written so that NaN stays NaN
+        return 0.0 if x <= 0.0 else x + 0.0
     if code == SIGMOID:
         return 0.5 * np.tanh(0.5 * x) + 0.5
     if code == LINEAR:
@@ -208,7 +208,7 @@ def activate(code, x):
         y = 1.0 if y > 1.0 else y
         return 0.0 if y < 0.0 else y
     if code == RELU6:
-        y = x if x > 0.0 else 0.0
+        y = 0.0 if x <= 0.0 else x + 0.0
         return 6.0 if y > 6.0 else y
     if code == SELU:
         scale = 1.0507009873554804934193349852946

@@ -26,9 +26,10 @@ COLUMN_TILE = 512
 # at most this, and at most a quarter of the outputs' size over all workers.
 CHUNK_BYTES = 256 * 1024
 
-# Batches of fewer rows than this per worker run with the units split across
-# the workers (one block, one prange per step) instead of rows across workers.
-SPLIT_UNITS_BELOW_ROWS_PER_WORKER = 8
+# A batch with fewer rows than workers runs with the units split across the
+# workers (one prange, i.e. one thread barrier, per step) when a step has at
+# least this many multiply-adds per row to share; otherwise rows are spread.
+SPLIT_UNITS_MIN_STEP_MACS = 2**16
 
 _custom_layers: dict[int, tuple[Callable, Callable]] = {}
 _split_weights: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -94,12 +95,17 @@ def schedule_blocks(block_costs: np.ndarray, n_workers: int) -> tuple[np.ndarray
 
 
 def use_split_units(weights: LayerWeights, batch: int, n_workers: int) -> bool:
-    """Whether a batch is too small to give each worker rows of its own."""
+    """Whether to split units across workers: too few rows to spread, steps big enough.
+
+    A barrier per step costs microseconds on an idle machine and much more on a
+    busy one, so only steps with plenty of work per row are split.
+    """
+    step_macs = 4 * weights.units * (weights.in_depth + weights.out_depth)
     return (
         n_workers > 1
         and weights.projection is None
-        and batch < SPLIT_UNITS_BELOW_ROWS_PER_WORKER * n_workers
-        and weights.units >= 8 * n_workers
+        and batch < n_workers
+        and step_macs >= SPLIT_UNITS_MIN_STEP_MACS
     )
 
 

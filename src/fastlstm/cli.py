@@ -1,9 +1,11 @@
-"""The ``fastlstm`` command: ``demo``, ``warmup`` and ``bench``."""
+"""The ``fastlstm`` command: ``demo``, ``warmup``, ``bench`` and ``score``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from .scoring.command import add_score_command
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -53,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="dtype to prepare (repeatable; default: both)",
     )
     warm.set_defaults(run=_warmup)
+
+    add_score_command(commands)
 
     commands.add_parser(
         "bench",
