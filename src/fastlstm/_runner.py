@@ -21,7 +21,7 @@ from .activations import Activation
 # small batch still gives every thread work.
 MAX_BLOCK_ROWS = 16
 # Columns of the weight matrix processed per tile (keeps the tile in L2).
-COLUMN_TILE = 512
+COLUMN_TILE = 1024
 # Bytes of input projections ([steps x rows, 4 * units]) a block keeps at once:
 # at most this, and at most a quarter of the outputs' size over all workers.
 CHUNK_BYTES = 256 * 1024
