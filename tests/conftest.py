@@ -35,7 +35,5 @@ def make_cell(units, depth, dtype=np.float32, seed=0, **kwargs):
 
     cell = fastlstm.BasicLSTMCell(units, dtype=dtype, **kwargs)
     gen = np.random.default_rng(seed)
-    cell.set_weights(
-        [gen.uniform(-0.6, 0.6, (depth + units, 4 * units)), gen.uniform(-0.5, 0.5, 4 * units)]
-    )
+    cell.set_weights([gen.uniform(-0.6, 0.6, (depth + units, 4 * units)), gen.uniform(-0.5, 0.5, 4 * units)])
     return cell

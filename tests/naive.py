@@ -23,14 +23,26 @@ ACTIVATIONS = {
     "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
     "hard_sigmoid": lambda x: np.clip(0.2 * x + 0.5, 0.0, 1.0),
     "relu6": lambda x: np.clip(x, 0.0, 6.0),
-    "selu": lambda x: 1.0507009873554805
-    * np.where(x > 0, x, 1.6732632423543772 * np.expm1(np.minimum(x, 0.0))),
+    "selu": lambda x: (
+        1.0507009873554805 * np.where(x > 0, x, 1.6732632423543772 * np.expm1(np.minimum(x, 0.0)))
+    ),
     "swish": lambda x: x * _sigmoid(x),
 }
 
 
-def lstm_step(x, c, h, kernel, bias, forget_bias=1.0, activation="tanh", peepholes=None,
-              cell_clip=None, projection=None, proj_clip=None):
+def lstm_step(
+    x,
+    c,
+    h,
+    kernel,
+    bias,
+    forget_bias=1.0,
+    activation="tanh",
+    peepholes=None,
+    cell_clip=None,
+    projection=None,
+    proj_clip=None,
+):
     """One step of TF's LSTMCell (BasicLSTMCell when the extras are None) for one row."""
     act = ACTIVATIONS[activation] if isinstance(activation, str) else activation
     z = np.concatenate([x, h]) @ kernel + bias
@@ -53,8 +65,9 @@ def lstm_step(x, c, h, kernel, bias, forget_bias=1.0, activation="tanh", peephol
     return new_c, m
 
 
-def dynamic_rnn(inputs, kernel, bias, sequence_length=None, initial_state=None,
-                time_major=False, reverse=False, **cell):
+def dynamic_rnn(
+    inputs, kernel, bias, sequence_length=None, initial_state=None, time_major=False, reverse=False, **cell
+):
     """Batch-major float64 outputs and final (c, h) of one layer, row by row.
 
     ``reverse`` runs each row backwards within its own length (TF's

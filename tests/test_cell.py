@@ -69,7 +69,9 @@ def test_set_weights_after_run_uses_new_weights(rng):
 def test_zero_state():
     cell = fastlstm.BasicLSTMCell(3)
     state = cell.zero_state(2)
-    assert isinstance(state, fastlstm.LSTMStateTuple) and state.c.shape == (2, 3) and state.c.dtype == np.float32
+    assert (
+        isinstance(state, fastlstm.LSTMStateTuple) and state.c.shape == (2, 3) and state.c.dtype == np.float32
+    )
     assert cell.zero_state(2, np.float64).h.dtype == np.float64
     flat = fastlstm.BasicLSTMCell(3, state_is_tuple=False).zero_state(2)
     assert flat.shape == (2, 6) and not flat.any()

@@ -25,7 +25,9 @@ def test_readme_example_runs(index, tmp_path, monkeypatch):
     exec(compile(PYTHON_BLOCKS[index], f"README.md[python block {index}]", "exec"), {"__name__": "readme"})
 
 
-@pytest.mark.parametrize("name", ["fastlstm", "fastlstm.cell", "fastlstm.model", "fastlstm.rnn", "fastlstm.warmup"])
+@pytest.mark.parametrize(
+    "name", ["fastlstm", "fastlstm.cell", "fastlstm.model", "fastlstm.rnn", "fastlstm.warmup"]
+)
 def test_docstring_examples(name):
     module = importlib.import_module(name)
     failures, tried = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)

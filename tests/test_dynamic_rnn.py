@@ -17,8 +17,14 @@ def check_against_naive(cell, x, lengths=None, initial=None, time_major=False, a
     )
     initial_ch = None if initial is None else (initial[0], initial[1])
     ref_out, (ref_c, ref_h) = naive.dynamic_rnn(
-        x, cell.kernel, cell.bias, lengths, initial_ch, time_major=time_major,
-        forget_bias=cell.forget_bias, activation=cell.activation or "tanh",
+        x,
+        cell.kernel,
+        cell.bias,
+        lengths,
+        initial_ch,
+        time_major=time_major,
+        forget_bias=cell.forget_bias,
+        activation=cell.activation or "tanh",
     )
     np.testing.assert_allclose(outputs, ref_out, atol=atol, rtol=0)
     np.testing.assert_allclose(state.c, ref_c, atol=atol, rtol=0)
@@ -90,7 +96,9 @@ def test_state_is_tuple_false_concatenates(rng):
     x = rng.uniform(-1, 1, (3, 5, 2))
     initial = rng.uniform(-1, 1, (3, 8)).astype(np.float32)
     _, state = fastlstm.dynamic_rnn(cell, x, [5, 0, 3], initial_state=initial)
-    ref_out, (ref_c, ref_h) = naive.dynamic_rnn(x, cell.kernel, cell.bias, [5, 0, 3], (initial[:, :4], initial[:, 4:]))
+    ref_out, (ref_c, ref_h) = naive.dynamic_rnn(
+        x, cell.kernel, cell.bias, [5, 0, 3], (initial[:, :4], initial[:, 4:])
+    )
     assert state.shape == (3, 8)
     np.testing.assert_allclose(state, np.concatenate([ref_c, ref_h], axis=1), atol=2e-6)
 

@@ -75,7 +75,9 @@ def test_bad_initial_state(cell, x, state, message):
 
 def test_bad_concat_state(x):
     cell = make_cell(4, 3, state_is_tuple=False)
-    with pytest.raises(ValueError, match=r"state \(concat of c and h\) must have shape \(2, 8\), got \(2, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"state \(concat of c and h\) must have shape \(2, 8\), got \(2, 4\)"
+    ):
         fastlstm.dynamic_rnn(cell, x, initial_state=np.zeros((2, 4)))
 
 
@@ -116,7 +118,9 @@ def test_activation_that_numba_cannot_compile_says_what_to_do():
     def tf_relu(v):
         return tf.nn.relu(v)
 
-    with pytest.raises(TypeError, match=r"activation 'tf_relu' cannot be compiled by numba.*activation='relu'"):
+    with pytest.raises(
+        TypeError, match=r"activation 'tf_relu' cannot be compiled by numba.*activation='relu'"
+    ):
         fastlstm.BasicLSTMCell(4, activation=tf_relu)
 
 
@@ -127,7 +131,10 @@ def test_activation_of_wrong_type():
 
 @pytest.mark.parametrize(
     "dtype, message",
-    [(np.int32, "dtype int32 is not supported; use float32 or float64"), ("nonsense", "dtype 'nonsense' is not a dtype")],
+    [
+        (np.int32, "dtype int32 is not supported; use float32 or float64"),
+        ("nonsense", "dtype 'nonsense' is not a dtype"),
+    ],
 )
 def test_bad_dtype(dtype, message):
     with pytest.raises(TypeError, match=message):
@@ -143,7 +150,11 @@ def test_bad_run_dtype(cell, x):
     "weights, error, message",
     [
         ([np.zeros((7, 16))], ValueError, r"expects \[kernel, bias\], got 1 arrays"),
-        ([np.zeros((7, 15)), np.zeros(16)], ValueError, r"kernel must have shape \[input_size \+ 4, 16\], got \(7, 15\)"),
+        (
+            [np.zeros((7, 15)), np.zeros(16)],
+            ValueError,
+            r"kernel must have shape \[input_size \+ 4, 16\], got \(7, 15\)",
+        ),
         ([np.zeros((3, 16)), np.zeros(16)], ValueError, r"got \(3, 16\)"),
         ([np.zeros((7, 16)), np.zeros(15)], ValueError, r"bias must have shape \(16,\), got \(15,\)"),
         ([np.zeros((7, 16), dtype=complex), np.zeros(16)], TypeError, r"kernel has complex dtype"),
@@ -168,13 +179,17 @@ def test_forget_bias_must_be_finite_number():
 
 
 def test_huge_sizes_refused_before_allocating(cell):
-    huge = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), shape=(2**21, 2**20, 3), strides=(0, 0, 0))
+    huge = np.lib.stride_tricks.as_strided(
+        np.zeros(1, np.float32), shape=(2**21, 2**20, 3), strides=(0, 0, 0)
+    )
     with pytest.raises(ValueError, match=r"too large to allocate"):
         fastlstm.dynamic_rnn(cell, huge)
 
 
 def test_cell_step_input_rank(cell):
-    with pytest.raises(ValueError, match=r"inputs to a cell step must be 2-D \[batch, input_size\], got shape \(2, 1, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"inputs to a cell step must be 2-D \[batch, input_size\], got shape \(2, 1, 3\)"
+    ):
         cell(np.zeros((2, 1, 3)), cell.zero_state(2))
 
 

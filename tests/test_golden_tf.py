@@ -34,8 +34,13 @@ def test_naive_reference_matches_tensorflow(case):
     g = load(case)
     initial = (g["initial_c"], g["initial_h"]) if "initial_c" in g else None
     outputs, (c, h) = naive.dynamic_rnn(
-        g["inputs"], g["kernel"], g["bias"], g.get("sequence_length"), initial,
-        time_major=bool(g["time_major"]), forget_bias=float(g["forget_bias"]),
+        g["inputs"],
+        g["kernel"],
+        g["bias"],
+        g.get("sequence_length"),
+        initial,
+        time_major=bool(g["time_major"]),
+        forget_bias=float(g["forget_bias"]),
         activation=str(g["activation"]),
     )
     tol = tolerance(g["dtype"])
@@ -49,15 +54,21 @@ def test_basic_lstm_cell_matches_tensorflow(case):
     g = load(case)
     dtype = np.dtype(str(g["dtype"]))
     cell = fastlstm.BasicLSTMCell(
-        int(g["num_units"]), forget_bias=float(g["forget_bias"]),
-        state_is_tuple=bool(g["state_is_tuple"]), activation=str(g["activation"]), dtype=dtype,
+        int(g["num_units"]),
+        forget_bias=float(g["forget_bias"]),
+        state_is_tuple=bool(g["state_is_tuple"]),
+        activation=str(g["activation"]),
+        dtype=dtype,
     )
     cell.set_weights([g["kernel"], g["bias"]])
     initial = None
     if "initial_c" in g:
         initial = fastlstm.LSTMStateTuple(g["initial_c"], g["initial_h"])
     outputs, state = fastlstm.dynamic_rnn(
-        cell, g["inputs"], sequence_length=g.get("sequence_length"), initial_state=initial,
+        cell,
+        g["inputs"],
+        sequence_length=g.get("sequence_length"),
+        initial_state=initial,
         time_major=bool(g["time_major"]),
     )
     assert outputs.dtype == dtype
@@ -75,4 +86,6 @@ def test_basic_lstm_cell_matches_tensorflow(case):
 def test_hard_sigmoid_is_tf_keras_formula():
     g = load("basic_hard_sigmoid")
     grid_x, grid_y = g["hard_sigmoid_grid_x"], g["hard_sigmoid_grid_y"]
-    np.testing.assert_allclose(naive.ACTIVATIONS["hard_sigmoid"](grid_x.astype(np.float64)), grid_y, atol=1e-7)
+    np.testing.assert_allclose(
+        naive.ACTIVATIONS["hard_sigmoid"](grid_x.astype(np.float64)), grid_y, atol=1e-7
+    )

@@ -21,7 +21,9 @@ def _apply_tanh_sigmoid(x, t, s):
 
 
 def _evaluate(dtype):
-    x = np.concatenate([np.linspace(-20, 20, 400_001), [0.0, 1e-30, -1e-30, 1e-4, 7.9, 9.0, 1e30]]).astype(dtype)
+    x = np.concatenate([np.linspace(-20, 20, 400_001), [0.0, 1e-30, -1e-30, 1e-4, 7.9, 9.0, 1e30]]).astype(
+        dtype
+    )
     t, s = np.empty_like(x), np.empty_like(x)
     _apply_tanh_sigmoid(x, t, s)
     exact = np.tanh(x.astype(np.float64))

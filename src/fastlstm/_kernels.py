@@ -324,9 +324,22 @@ def matmul_accumulate(a, n_rows, w, g, column_tile):
             r = 0
             while r + 4 <= n_rows:
                 _axpy8_four_rows(
-                    g[r, n0:n1], g[r + 1, n0:n1], g[r + 2, n0:n1], g[r + 3, n0:n1],
-                    a[r, k : k + 8], a[r + 1, k : k + 8], a[r + 2, k : k + 8], a[r + 3, k : k + 8],
-                    w0, w1, w2, w3, w4, w5, w6, w7,
+                    g[r, n0:n1],
+                    g[r + 1, n0:n1],
+                    g[r + 2, n0:n1],
+                    g[r + 3, n0:n1],
+                    a[r, k : k + 8],
+                    a[r + 1, k : k + 8],
+                    a[r + 2, k : k + 8],
+                    a[r + 3, k : k + 8],
+                    w0,
+                    w1,
+                    w2,
+                    w3,
+                    w4,
+                    w5,
+                    w6,
+                    w7,
                 )
                 r += 4
             while r < n_rows:
@@ -380,7 +393,9 @@ def lstm_gates(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip
 
 
 @kernel_jit(inline="always")
-def gather_chunk(rows, active, t0, t1, x, x_batch_stride, x_time_stride, lengths, reverse, x_rows, chunk_start):
+def gather_chunk(
+    rows, active, t0, t1, x, x_batch_stride, x_time_stride, lengths, reverse, x_rows, chunk_start
+):
     """Copy the inputs of steps ``t0 <= t < t1`` of the running rows into ``x_rows``.
 
     ``rows`` are sorted by decreasing length, so the rows running at step ``t``

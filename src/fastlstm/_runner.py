@@ -197,10 +197,28 @@ def run_layer(
     if split_units:
         w_x_parts, w_h_parts, bias_parts, peephole_parts = split_weights(weights, max(n_workers, 2))
         layer_split_units(
-            x2d, x_strides[0], x_strides[1], max_time, lengths, order,
-            w_x_parts, w_h_parts, bias_parts, scalars, peephole_parts, weights.peepholes is not None,
-            weights.activation.code, reverse, tiling,
-            c0, h0, out2d, x_strides[0], x_strides[1], c_final, h_final,
+            x2d,
+            x_strides[0],
+            x_strides[1],
+            max_time,
+            lengths,
+            order,
+            w_x_parts,
+            w_h_parts,
+            bias_parts,
+            scalars,
+            peephole_parts,
+            weights.peepholes is not None,
+            weights.activation.code,
+            reverse,
+            tiling,
+            c0,
+            h0,
+            out2d,
+            x_strides[0],
+            x_strides[1],
+            c_final,
+            h_final,
         )
         return out, c_final, h_final
 
@@ -215,9 +233,31 @@ def run_layer(
     if projection is None:
         projection = np.zeros((1, 1), dtype)
     layer(
-        x2d, x_strides[0], x_strides[1], max_time, lengths, order, block_ptr, worker_ptr, worker_blocks,
-        weights.kernel, weights.bias, scalars, peepholes, weights.peepholes is not None,
-        projection, weights.projection is not None, weights.activation.code, reverse, tiling,
-        c0, h0, out2d, x_strides[0], x_strides[1], c_final, h_final,
+        x2d,
+        x_strides[0],
+        x_strides[1],
+        max_time,
+        lengths,
+        order,
+        block_ptr,
+        worker_ptr,
+        worker_blocks,
+        weights.kernel,
+        weights.bias,
+        scalars,
+        peepholes,
+        weights.peepholes is not None,
+        projection,
+        weights.projection is not None,
+        weights.activation.code,
+        reverse,
+        tiling,
+        c0,
+        h0,
+        out2d,
+        x_strides[0],
+        x_strides[1],
+        c_final,
+        h_final,
     )
     return out, c_final, h_final

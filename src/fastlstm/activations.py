@@ -116,8 +116,7 @@ def resolve_activation(activation: ActivationLike) -> Activation:
         return Activation(key, ACTIVATIONS[key])
     if not callable(activation):
         raise TypeError(
-            f"activation must be a name, None or a callable, got {type(activation).__name__}: "
-            f"{activation!r}"
+            f"activation must be a name, None or a callable, got {type(activation).__name__}: {activation!r}"
         )
     compiled = _compile_user_function(activation)
     name = getattr(activation, "__name__", "custom")

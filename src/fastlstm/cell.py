@@ -755,8 +755,10 @@ class MultiRNNCell(RNNCell):
         if state is None:
             return (None,) * n
         if isinstance(state, np.ndarray) or not isinstance(state, (tuple, list)) or len(state) != n:
-            got = f"{type(state).__name__} of length {len(state)}" if isinstance(state, (tuple, list)) else (
-                type(state).__name__
+            got = (
+                f"{type(state).__name__} of length {len(state)}"
+                if isinstance(state, (tuple, list))
+                else (type(state).__name__)
             )
             raise ValueError(
                 f"{context}the state of a MultiRNNCell must be a tuple of {n} cell states "

@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="compile the kernels into numba's on-disk cache (e.g. while building a container image)",
     )
     warm.add_argument(
-        "--dtype", action="append", choices=["float32", "float64"],
+        "--dtype",
+        action="append",
+        choices=["float32", "float64"],
         help="dtype to prepare (repeatable; default: both)",
     )
     warm.set_defaults(run=_warmup)

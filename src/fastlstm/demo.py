@@ -18,8 +18,12 @@ def lstm_flops(input_size: int, num_units: int, total_steps: int) -> float:
 
 
 def run_demo(
-    batch: int = 1024, max_time: int = 100, input_size: int = 64, num_units: int = 128,
-    repeats: int = 5, seed: int = 0,
+    batch: int = 1024,
+    max_time: int = 100,
+    input_size: int = 64,
+    num_units: int = 128,
+    repeats: int = 5,
+    seed: int = 0,
 ) -> dict[str, float]:
     """Score a synthetic variable-length batch; print and return throughput and error.
 
@@ -49,12 +53,16 @@ def run_demo(
         timings.append(time.perf_counter() - start)
     seconds = float(np.median(timings))
     gflops = lstm_flops(input_size, num_units, int(lengths.sum())) / seconds / 1e9
-    print(f"scored {batch} sequences in {seconds * 1e3:.1f} ms: {batch / seconds:,.0f} sequences/s, {gflops:.1f} GFLOP/s")
+    print(
+        f"scored {batch} sequences in {seconds * 1e3:.1f} ms: {batch / seconds:,.0f} sequences/s, {gflops:.1f} GFLOP/s"
+    )
 
     check_rows = slice(0, min(batch, 64))
     ref_out, (ref_c, ref_h) = dynamic_rnn_reference(
-        cell.kernel.astype(np.float64), cell.bias.astype(np.float64),
-        inputs[check_rows].astype(np.float64), lengths[check_rows],
+        cell.kernel.astype(np.float64),
+        cell.bias.astype(np.float64),
+        inputs[check_rows].astype(np.float64),
+        lengths[check_rows],
     )
     error = float(
         max(
@@ -66,6 +74,9 @@ def run_demo(
     verdict = "OK" if error < 1e-5 else "TOO LARGE"
     print(f"max |error| vs float64 numpy reference on {ref_out.shape[0]} rows: {error:.2e} ({verdict})")
     return {
-        "sequences_per_s": batch / seconds, "gflops": gflops, "seconds": seconds,
-        "first_call_s": first_call, "max_abs_error": error,
+        "sequences_per_s": batch / seconds,
+        "gflops": gflops,
+        "seconds": seconds,
+        "first_call_s": first_call,
+        "max_abs_error": error,
     }

@@ -226,9 +226,7 @@ class LSTMModel:
                 f"got {type(initial_state).__name__}"
             )
         if len(initial_state) != n:
-            raise ValueError(
-                f"initial_state must have one entry per layer ({n}), got {len(initial_state)}"
-            )
+            raise ValueError(f"initial_state must have one entry per layer ({n}), got {len(initial_state)}")
         return tuple(initial_state)
 
     @staticmethod

@@ -70,8 +70,10 @@ def save_npz(path, d):
 def build(kind):
     L = keras.layers
     if kind == "stacked":
-        layers = [L.LSTM(5, return_sequences=True, name="lstm"),
-                  L.LSTM(4, return_sequences=True, name="lstm_1")]
+        layers = [
+            L.LSTM(5, return_sequences=True, name="lstm"),
+            L.LSTM(4, return_sequences=True, name="lstm_1"),
+        ]
     else:
         layers = [L.Bidirectional(L.LSTM(4, return_sequences=True, name="lstm"), name="bidirectional")]
     model = keras.Sequential([keras.Input((T, D))] + layers, name="sequential")
@@ -86,11 +88,14 @@ def randomize(model, name):
 
 
 def expected_for(kind, model, inputs, outputs, name):
-    d = {"inputs": inputs, "outputs": outputs,
-         "keras_version": np.array(keras.__version__),
-         "tensorflow_version": np.array(tf.__version__),
-         "gate_order": np.array("i,f,c,o"),
-         "layer_names": np.array([layer.name for layer in model.layers])}
+    d = {
+        "inputs": inputs,
+        "outputs": outputs,
+        "keras_version": np.array(keras.__version__),
+        "tensorflow_version": np.array(tf.__version__),
+        "gate_order": np.array("i,f,c,o"),
+        "layer_names": np.array([layer.name for layer in model.layers]),
+    }
     want = []
     if kind == "stacked":
         x = inputs
@@ -122,11 +127,15 @@ def h5_tree(path_or_file):
 
     with h5py.File(path_or_file, "r") as f:
         f.visititems(visit)
-        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()
-                 if k in ("keras_version", "backend")}
+        attrs = {
+            k: (v.decode() if isinstance(v, bytes) else v)
+            for k, v in f.attrs.items()
+            if k in ("keras_version", "backend")
+        }
         if "model_weights" in f:
-            attrs["model_weights.attrs.layer_names"] = [x.decode() if isinstance(x, bytes) else x
-                                                        for x in f["model_weights"].attrs["layer_names"]]
+            attrs["model_weights.attrs.layer_names"] = [
+                x.decode() if isinstance(x, bytes) else x for x in f["model_weights"].attrs["layer_names"]
+            ]
     return lines, attrs
 
 
@@ -137,7 +146,10 @@ def h5_paths(kind, legacy):
         if kind == "stacked":
             groups = ["model_weights/lstm/lstm/lstm_cell", "model_weights/lstm_1/lstm_1/lstm_cell"]
         else:
-            groups = [f"model_weights/bidirectional/bidirectional/{d}_lstm/lstm_cell" for d in ("forward", "backward")]
+            groups = [
+                f"model_weights/bidirectional/bidirectional/{d}_lstm/lstm_cell"
+                for d in ("forward", "backward")
+            ]
         return [f"{g}/{n}:0" for g in groups for n in names]
     if kind == "stacked":
         groups = ["layers/lstm/cell/vars", "layers/lstm_1/cell/vars"]
@@ -218,8 +230,13 @@ def main():
         return
     report = run_keras3()
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
-    res = subprocess.run([sys.executable, os.path.abspath(__file__), "--legacy"], env=env,
-                         check=True, capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--legacy"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     legacy_lines = []
     for line in res.stdout.splitlines():
         if line.startswith(("wrote", "  legacy")):

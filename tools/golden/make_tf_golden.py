@@ -133,9 +133,18 @@ B, T, D, U = 4, 7, 3, 5
 LENGTHS = np.array([7, 0, 3, 1], np.int32)
 
 
-def basic_case(case, dtype="float32", forget_bias=1.0, activation="tanh",
-               time_major=False, initial_state=False, lengths=LENGTHS,
-               state_is_tuple=True, ckpt_dir=None, extra=None):
+def basic_case(
+    case,
+    dtype="float32",
+    forget_bias=1.0,
+    activation="tanh",
+    time_major=False,
+    initial_state=False,
+    lengths=LENGTHS,
+    state_is_tuple=True,
+    ckpt_dir=None,
+    extra=None,
+):
     name = "basic_" + case
     np_dtype = np.dtype(dtype)
     inputs_bm = random_inputs(name, B, T, D, np_dtype)  # batch-major
@@ -146,14 +155,24 @@ def basic_case(case, dtype="float32", forget_bias=1.0, activation="tanh",
         init = tuple((r.uniform(-1, 1, (B, U)) * WEIGHT_SCALE).astype(np_dtype) for _ in range(2))
 
     def build(x):
-        cell = rnn_cell.BasicLSTMCell(U, forget_bias=forget_bias, state_is_tuple=state_is_tuple,
-                                      activation=TF_ACT[activation], dtype=tf.as_dtype(np_dtype))
+        cell = rnn_cell.BasicLSTMCell(
+            U,
+            forget_bias=forget_bias,
+            state_is_tuple=state_is_tuple,
+            activation=TF_ACT[activation],
+            dtype=tf.as_dtype(np_dtype),
+        )
         init_state = None
         if init is not None:
             init_state = rnn_cell.LSTMStateTuple(tf.constant(init[0]), tf.constant(init[1]))
         outputs, state = tf.compat.v1.nn.dynamic_rnn(
-            cell, x, sequence_length=None if lengths is None else tf.constant(lengths),
-            initial_state=init_state, dtype=tf.as_dtype(np_dtype), time_major=time_major)
+            cell,
+            x,
+            sequence_length=None if lengths is None else tf.constant(lengths),
+            initial_state=init_state,
+            dtype=tf.as_dtype(np_dtype),
+            time_major=time_major,
+        )
         return {"outputs": outputs, "state": state}
 
     out, variables = run_graph(name, build, feed, np_dtype, ckpt_dir=ckpt_dir)
@@ -171,11 +190,14 @@ def basic_case(case, dtype="float32", forget_bias=1.0, activation="tanh",
     step = ref.basic_lstm_step(kernel, bias, forget_bias, ref.ACTIVATIONS[activation])
     z = np.zeros((B, U))
     want_out, (want_c, want_h) = ref.dynamic_rnn(
-        step, inputs_bm, lengths, (z, z) if init is None else tuple(map(ref.f64, init)), U)
+        step, inputs_bm, lengths, (z, z) if init is None else tuple(map(ref.f64, init)), U
+    )
     got_out_bm = outputs.transpose(1, 0, 2) if time_major else outputs
-    errs = [ref.check(name + " outputs", got_out_bm, want_out, np_dtype),
-            ref.check(name + " final_c", final_c, want_c, np_dtype),
-            ref.check(name + " final_h", final_h, want_h, np_dtype)]
+    errs = [
+        ref.check(name + " outputs", got_out_bm, want_out, np_dtype),
+        ref.check(name + " final_c", final_c, want_c, np_dtype),
+        ref.check(name + " final_h", final_h, want_h, np_dtype),
+    ]
 
     d = {
         "inputs": feed,
@@ -220,8 +242,9 @@ def hard_sigmoid_grid():
     return {
         "hard_sigmoid_grid_x": x,
         "hard_sigmoid_grid_y": y,
-        "hard_sigmoid_formula": s("clip(0.2 * x + 0.5, 0, 1)  (tf_keras %s backend.hard_sigmoid)"
-                                  % tf_keras.__version__),
+        "hard_sigmoid_formula": s(
+            "clip(0.2 * x + 0.5, 0, 1)  (tf_keras %s backend.hard_sigmoid)" % tf_keras.__version__
+        ),
         "hard_sigmoid_source": s(src),
     }
 
@@ -252,36 +275,65 @@ LB, LT, LD, LU = 4, 6, 4, 5
 LLENGTHS = np.array([6, 2, 0, 5], np.int32)
 
 
-def lstm_case(case, use_peepholes=False, cell_clip=None, num_proj=None, proj_clip=None,
-              forget_bias=1.0, dtype="float32", ckpt_dir=None, name=None, weight_scale=WEIGHT_SCALE):
+def lstm_case(
+    case,
+    use_peepholes=False,
+    cell_clip=None,
+    num_proj=None,
+    proj_clip=None,
+    forget_bias=1.0,
+    dtype="float32",
+    ckpt_dir=None,
+    name=None,
+    weight_scale=WEIGHT_SCALE,
+):
     name = name or case
     np_dtype = np.dtype(dtype)
     inputs = random_inputs(name, LB, LT, LD, np_dtype)
 
     def build(x):
-        cell = rnn_cell.LSTMCell(LU, use_peepholes=use_peepholes, cell_clip=cell_clip,
-                                 num_proj=num_proj, proj_clip=proj_clip, forget_bias=forget_bias,
-                                 dtype=tf.as_dtype(np_dtype))
+        cell = rnn_cell.LSTMCell(
+            LU,
+            use_peepholes=use_peepholes,
+            cell_clip=cell_clip,
+            num_proj=num_proj,
+            proj_clip=proj_clip,
+            forget_bias=forget_bias,
+            dtype=tf.as_dtype(np_dtype),
+        )
         outputs, state = tf.compat.v1.nn.dynamic_rnn(
-            cell, x, sequence_length=tf.constant(LLENGTHS), dtype=tf.as_dtype(np_dtype))
+            cell, x, sequence_length=tf.constant(LLENGTHS), dtype=tf.as_dtype(np_dtype)
+        )
         return {"outputs": outputs, "state": state}
 
-    out, variables = run_graph(name, build, inputs, np_dtype, ckpt_dir=ckpt_dir,
-                                weight_scale=weight_scale)
+    out, variables = run_graph(name, build, inputs, np_dtype, ckpt_dir=ckpt_dir, weight_scale=weight_scale)
     sv = {short_key(n): v for n, v in variables}
     final_c, final_h = out["state"]
     P = num_proj or LU
     assert sv["kernel"].shape == (LD + P, 4 * LU)
 
     stats = {}
-    step = ref.lstm_cell_step(sv["kernel"], sv["bias"], forget_bias, np.tanh,
-                              sv.get("w_f_diag"), sv.get("w_i_diag"), sv.get("w_o_diag"),
-                              cell_clip, sv.get("projection_kernel"), proj_clip, stats)
+    step = ref.lstm_cell_step(
+        sv["kernel"],
+        sv["bias"],
+        forget_bias,
+        np.tanh,
+        sv.get("w_f_diag"),
+        sv.get("w_i_diag"),
+        sv.get("w_o_diag"),
+        cell_clip,
+        sv.get("projection_kernel"),
+        proj_clip,
+        stats,
+    )
     want_out, (want_c, want_h) = ref.dynamic_rnn(
-        step, inputs, LLENGTHS, (np.zeros((LB, LU)), np.zeros((LB, P))), P)
-    errs = [ref.check(name + " outputs", out["outputs"], want_out, np_dtype),
-            ref.check(name + " final_c", final_c, want_c, np_dtype),
-            ref.check(name + " final_h", final_h, want_h, np_dtype)]
+        step, inputs, LLENGTHS, (np.zeros((LB, LU)), np.zeros((LB, P))), P
+    )
+    errs = [
+        ref.check(name + " outputs", out["outputs"], want_out, np_dtype),
+        ref.check(name + " final_c", final_c, want_c, np_dtype),
+        ref.check(name + " final_h", final_h, want_h, np_dtype),
+    ]
     if cell_clip is not None:
         assert stats.get("cell_clip_hits", 0) > 0, f"{name}: cell_clip never active"
     if proj_clip is not None:
@@ -316,8 +368,10 @@ def make_lstm():
         ("lstm_peepholes", {"use_peepholes": True}),
         ("lstm_clip", {"use_peepholes": True, "cell_clip": 0.5}),
         ("lstm_proj", {"num_proj": 3}),
-        ("lstm_proj_clip", {"num_proj": 3, "proj_clip": 0.2, "cell_clip": 1.0, "use_peepholes": True,
-                            "weight_scale": 1.5}),  # larger weights so cell_clip=1.0 bites
+        (
+            "lstm_proj_clip",
+            {"num_proj": 3, "proj_clip": 0.2, "cell_clip": 1.0, "use_peepholes": True, "weight_scale": 1.5},
+        ),  # larger weights so cell_clip=1.0 bites
     ]
     for case, kw in cases:
         d, _ = lstm_case(case, **kw)
@@ -334,29 +388,47 @@ def make_multi():
 
     def build(x):
         cell = rnn_cell.MultiRNNCell([rnn_cell.BasicLSTMCell(5), rnn_cell.LSTMCell(4, use_peepholes=True)])
-        outputs, state = tf.compat.v1.nn.dynamic_rnn(cell, x, sequence_length=tf.constant(LENGTHS),
-                                                     dtype=tf.float32)
+        outputs, state = tf.compat.v1.nn.dynamic_rnn(
+            cell, x, sequence_length=tf.constant(LENGTHS), dtype=tf.float32
+        )
         return {"outputs": outputs, "state": state}
 
     out, variables = run_graph(name, build, inputs, np_dtype)
-    d = {"inputs": inputs, "sequence_length": LENGTHS, "outputs": out["outputs"],
-         "dtype": s("float32"), "variable_names": np.array([n for n, _ in variables]),
-         "num_layers": np.array(2, np.int32),
-         "layer0_cell": s("BasicLSTMCell"), "layer0_num_units": np.array(5, np.int32),
-         "layer1_cell": s("LSTMCell"), "layer1_num_units": np.array(4, np.int32),
-         "layer1_use_peepholes": np.array(True),
-         "forget_bias": np.array(1.0), "activation": s("tanh")}
+    d = {
+        "inputs": inputs,
+        "sequence_length": LENGTHS,
+        "outputs": out["outputs"],
+        "dtype": s("float32"),
+        "variable_names": np.array([n for n, _ in variables]),
+        "num_layers": np.array(2, np.int32),
+        "layer0_cell": s("BasicLSTMCell"),
+        "layer0_num_units": np.array(5, np.int32),
+        "layer1_cell": s("LSTMCell"),
+        "layer1_num_units": np.array(4, np.int32),
+        "layer1_use_peepholes": np.array(True),
+        "forget_bias": np.array(1.0),
+        "activation": s("tanh"),
+    }
     for n, v in variables:
         layer = int(n.split("/cell_")[1].split("/")[0])
         d[f"layer{layer}_{short_key(n)}"] = v
     for k, (c, h) in enumerate(out["state"]):
         d[f"final_c_{k}"], d[f"final_h_{k}"] = c, h
 
-    step = ref.multi_step([
-        ref.basic_lstm_step(d["layer0_kernel"], d["layer0_bias"], 1.0, np.tanh),
-        ref.lstm_cell_step(d["layer1_kernel"], d["layer1_bias"], 1.0, np.tanh,
-                           d["layer1_w_f_diag"], d["layer1_w_i_diag"], d["layer1_w_o_diag"]),
-    ])
+    step = ref.multi_step(
+        [
+            ref.basic_lstm_step(d["layer0_kernel"], d["layer0_bias"], 1.0, np.tanh),
+            ref.lstm_cell_step(
+                d["layer1_kernel"],
+                d["layer1_bias"],
+                1.0,
+                np.tanh,
+                d["layer1_w_f_diag"],
+                d["layer1_w_i_diag"],
+                d["layer1_w_o_diag"],
+            ),
+        ]
+    )
     z5, z4 = np.zeros((B, 5)), np.zeros((B, 4))
     want_out, want_state = ref.dynamic_rnn(step, inputs, LENGTHS, ((z5, z5), (z4, z4)), 4)
     errs = [ref.check("multi outputs", d["outputs"], want_out, np_dtype)]
@@ -376,16 +448,27 @@ def bidi_case(name, np_dtype, ckpt_dir=None, fw_units=4, bw_units=5):
 
     def build(x):
         (of, ob), (sf, sb) = tf.compat.v1.nn.bidirectional_dynamic_rnn(
-            rnn_cell.BasicLSTMCell(fw_units), rnn_cell.BasicLSTMCell(bw_units), x,
-            sequence_length=tf.constant(LENGTHS), dtype=tf.as_dtype(np_dtype))
+            rnn_cell.BasicLSTMCell(fw_units),
+            rnn_cell.BasicLSTMCell(bw_units),
+            x,
+            sequence_length=tf.constant(LENGTHS),
+            dtype=tf.as_dtype(np_dtype),
+        )
         return {"output_fw": of, "output_bw": ob, "state_fw": sf, "state_bw": sb}
 
     out, variables = run_graph(name, build, inputs, np_dtype, ckpt_dir=ckpt_dir)
-    d = {"inputs": inputs, "sequence_length": LENGTHS, "dtype": s(np_dtype.name),
-         "variable_names": np.array([n for n, _ in variables]),
-         "fw_num_units": np.array(fw_units, np.int32), "bw_num_units": np.array(bw_units, np.int32),
-         "forget_bias": np.array(1.0), "activation": s("tanh"),
-         "output_fw": out["output_fw"], "output_bw": out["output_bw"]}
+    d = {
+        "inputs": inputs,
+        "sequence_length": LENGTHS,
+        "dtype": s(np_dtype.name),
+        "variable_names": np.array([n for n, _ in variables]),
+        "fw_num_units": np.array(fw_units, np.int32),
+        "bw_num_units": np.array(bw_units, np.int32),
+        "forget_bias": np.array(1.0),
+        "activation": s("tanh"),
+        "output_fw": out["output_fw"],
+        "output_bw": out["output_bw"],
+    }
     d["final_c_fw"], d["final_h_fw"] = out["state_fw"]
     d["final_c_bw"], d["final_h_bw"] = out["state_bw"]
     for n, v in variables:
@@ -401,9 +484,11 @@ def bidi_case(name, np_dtype, ckpt_dir=None, fw_units=4, bw_units=5):
         o, (c, h) = ref.dynamic_rnn(step, x, LENGTHS, (z, z), units)
         if direction == "bw":
             o = ref.reverse_sequence(o, LENGTHS)
-        errs += [ref.check(f"{name} output_{direction}", d[f"output_{direction}"], o, np_dtype),
-                 ref.check(f"{name} c_{direction}", d[f"final_c_{direction}"], c, np_dtype),
-                 ref.check(f"{name} h_{direction}", d[f"final_h_{direction}"], h, np_dtype)]
+        errs += [
+            ref.check(f"{name} output_{direction}", d[f"output_{direction}"], o, np_dtype),
+            ref.check(f"{name} c_{direction}", d[f"final_c_{direction}"], c, np_dtype),
+            ref.check(f"{name} h_{direction}", d[f"final_h_{direction}"], h, np_dtype),
+        ]
     print(f"  {name}: max err {max(errs):.3g}")
     return d, variables
 
@@ -416,10 +501,31 @@ def make_bidi():
 # --------------------------------------------------------------------------
 # Checkpoints
 # --------------------------------------------------------------------------
-CKPT_KEYS = ["inputs", "sequence_length", "outputs", "final_c", "final_h", "output_fw", "output_bw",
-             "final_c_fw", "final_h_fw", "final_c_bw", "final_h_bw", "dtype", "forget_bias",
-             "activation", "num_units", "use_peepholes", "cell_clip", "num_proj", "proj_clip",
-             "fw_num_units", "bw_num_units", "time_major", "state_is_tuple"]
+CKPT_KEYS = [
+    "inputs",
+    "sequence_length",
+    "outputs",
+    "final_c",
+    "final_h",
+    "output_fw",
+    "output_bw",
+    "final_c_fw",
+    "final_h_fw",
+    "final_c_bw",
+    "final_h_bw",
+    "dtype",
+    "forget_bias",
+    "activation",
+    "num_units",
+    "use_peepholes",
+    "cell_clip",
+    "num_proj",
+    "proj_clip",
+    "fw_num_units",
+    "bw_num_units",
+    "time_major",
+    "state_is_tuple",
+]
 
 
 def write_ckpt_expected(ckpt_dir, d, variables, extra=None):
@@ -462,21 +568,29 @@ def make_ckpts():
 
     def build(x):
         cell = rnn_cell.MultiRNNCell([rnn_cell.BasicLSTMCell(5), rnn_cell.BasicLSTMCell(4)])
-        outputs, state = tf.compat.v1.nn.dynamic_rnn(cell, x, sequence_length=tf.constant(LENGTHS),
-                                                     dtype=tf.float32, scope="rnn")
+        outputs, state = tf.compat.v1.nn.dynamic_rnn(
+            cell, x, sequence_length=tf.constant(LENGTHS), dtype=tf.float32, scope="rnn"
+        )
         return {"outputs": outputs, "state": state}
 
     out, variables = run_graph(name, build, inputs, np.float32, ckpt_dir=p)
     vd = dict(variables)
     k = [vd[f"rnn/multi_rnn_cell/cell_{i}/basic_lstm_cell/kernel"] for i in range(2)]
     b = [vd[f"rnn/multi_rnn_cell/cell_{i}/basic_lstm_cell/bias"] for i in range(2)]
-    step = ref.multi_step([ref.basic_lstm_step(k[0], b[0], 1.0, np.tanh),
-                           ref.basic_lstm_step(k[1], b[1], 1.0, np.tanh)])
+    step = ref.multi_step(
+        [ref.basic_lstm_step(k[0], b[0], 1.0, np.tanh), ref.basic_lstm_step(k[1], b[1], 1.0, np.tanh)]
+    )
     z5, z4 = np.zeros((B, 5)), np.zeros((B, 4))
     want_out, want_state = ref.dynamic_rnn(step, inputs, LENGTHS, ((z5, z5), (z4, z4)), 4)
     ref.check("ckpt multi outputs", out["outputs"], want_out, np.float32)
-    d = {"inputs": inputs, "sequence_length": LENGTHS, "outputs": out["outputs"], "dtype": s("float32"),
-         "forget_bias": np.array(1.0), "activation": s("tanh")}
+    d = {
+        "inputs": inputs,
+        "sequence_length": LENGTHS,
+        "outputs": out["outputs"],
+        "dtype": s("float32"),
+        "forget_bias": np.array(1.0),
+        "activation": s("tanh"),
+    }
     extra = {"num_layers": np.array(2, np.int32), "layer_num_units": np.array([5, 4], np.int32)}
     for i, (c, h) in enumerate(out["state"]):
         ref.check(f"ckpt multi c{i}", c, want_state[i][0], np.float32)

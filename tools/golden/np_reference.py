@@ -53,9 +53,19 @@ def basic_lstm_step(kernel, bias, forget_bias, act):
     return step
 
 
-def lstm_cell_step(kernel, bias, forget_bias, act, w_f_diag=None, w_i_diag=None,
-                   w_o_diag=None, cell_clip=None, proj_kernel=None, proj_clip=None,
-                   stats=None):
+def lstm_cell_step(
+    kernel,
+    bias,
+    forget_bias,
+    act,
+    w_f_diag=None,
+    w_i_diag=None,
+    w_o_diag=None,
+    cell_clip=None,
+    proj_kernel=None,
+    proj_clip=None,
+    stats=None,
+):
     """tf.compat.v1.nn.rnn_cell.LSTMCell; gates (i, j, f, o), state (c, m).
 
     ``stats`` (a dict) collects whether cell_clip / proj_clip were active.
@@ -84,7 +94,9 @@ def lstm_cell_step(kernel, bias, forget_bias, act, w_f_diag=None, w_i_diag=None,
             m = m @ pk
             if proj_clip is not None:
                 if stats is not None:
-                    stats["proj_clip_hits"] = stats.get("proj_clip_hits", 0) + int(np.sum(np.abs(m) > proj_clip))
+                    stats["proj_clip_hits"] = stats.get("proj_clip_hits", 0) + int(
+                        np.sum(np.abs(m) > proj_clip)
+                    )
                 m = np.clip(m, -proj_clip, proj_clip)
         return m, (c, m)
 
