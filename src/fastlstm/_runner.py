@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import heapq
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numba
 import numpy as np

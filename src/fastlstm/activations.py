@@ -22,8 +22,9 @@ name            formula
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Union
+from typing import Union
 
 from . import _kernels
 

@@ -9,7 +9,8 @@ container image is built) spares every later process the compile time.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 

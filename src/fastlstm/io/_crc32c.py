@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
 from .._config import kernel_jit
 
 _POLY = 0x82F63B78  # CRC-32C, reflected
