@@ -569,10 +569,10 @@ def test_ctrl_c_in_process_cleans_up(data, tmp_path, capsys, monkeypatch):
 # -- signals: a real process, killed at a random moment -------------------------------------------
 @pytest.fixture(scope="module")
 def long_job(tmp_path_factory):
-    """A job of a few seconds (small batches) and a warm numba cache for the subprocesses."""
+    """A job of several seconds (small batches, wide cell) and a warm numba cache for the subprocesses."""
     fastlstm.warmup(["float32"])  # the subprocess loads the kernels from the on-disk cache
     folder = tmp_path_factory.mktemp("long")
-    cell = fastlstm.BasicLSTMCell(64)
+    cell = fastlstm.BasicLSTMCell(256)
     cell.build(16, seed=0)
     fastlstm.save(folder / "model.npz", cell)
     inputs = np.lib.format.open_memmap(folder / "x.npy", "w+", np.float32, (8000, 100, 16))
