@@ -108,6 +108,13 @@ def _tanh_ratio_f32(x):
 
 
 @kernel_jit(GATE_OPTIONS, inline="always")
+def clip(value, bound):
+    """``value`` clamped to ``[-bound, bound]`` with comparisons, so NaN stays NaN."""
+    upper = bound if value > bound else value
+    return -bound if upper < -bound else upper
+
+
+@kernel_jit(GATE_OPTIONS, inline="always")
 def _new_cell_state_f32(c, i, j, f):
     """float32 ``c * sigmoid(f) + sigmoid(i) * tanh(j)`` with one division.
 
@@ -152,16 +159,14 @@ def _tanh_gates_impl(new_cell, new_out):
             if use_peepholes:
                 for u in range(units):
                     cp = cr[u]
-                    cu = new_cell(cp, gi[u] + w_i[u] * cp, gj[u], gf[u] + forget_bias + w_f[u] * cp)
-                    cu = cell_clip if cu > cell_clip else cu
-                    cu = -cell_clip if cu < -cell_clip else cu
+                    cu = clip(
+                        new_cell(cp, gi[u] + w_i[u] * cp, gj[u], gf[u] + forget_bias + w_f[u] * cp), cell_clip
+                    )
                     cr[u] = cu
                     mr[u] = new_out(cu, go[u] + w_o[u] * cu)
             else:
                 for u in range(units):
-                    cu = new_cell(cr[u], gi[u], gj[u], gf[u] + forget_bias)
-                    cu = cell_clip if cu > cell_clip else cu
-                    cu = -cell_clip if cu < -cell_clip else cu
+                    cu = clip(new_cell(cr[u], gi[u], gj[u], gf[u] + forget_bias), cell_clip)
                     cr[u] = cu
                     mr[u] = new_out(cu, go[u])
 
@@ -385,8 +390,7 @@ def lstm_gates(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip
                 f_in = f_in + w_f[u] * cp
                 i_in = i_in + w_i[u] * cp
             cu = sigmoid(f_in) * cp + sigmoid(i_in) * activate(act_code, gj[u])
-            cu = cell_clip if cu > cell_clip else cu
-            cu = -cell_clip if cu < -cell_clip else cu
+            cu = clip(cu, cell_clip)
             cr[u] = cu
             o_in = go[u] + w_o[u] * cu if use_peepholes else go[u]
             mr[u] = sigmoid(o_in) * activate(act_code, cu)
@@ -512,9 +516,7 @@ def run_block(
                 for r in range(running):
                     pr = p[r]
                     for k in range(out_depth):
-                        v = pr[k]
-                        v = proj_clip if v > proj_clip else v
-                        pr[k] = -proj_clip if v < -proj_clip else v
+                        pr[k] = clip(pr[k], proj_clip)
             else:
                 p[:running] = m[:running]
             for r in range(running):
