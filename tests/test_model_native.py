@@ -89,7 +89,7 @@ def test_model_time_major_is_the_transpose(rng):
 def test_model_attributes_and_repr():
     m = model(np.float64)
     assert m.input_size == 4 and m.output_size == 2 and m.dtype == np.float64 and m.built
-    assert isinstance(m.layers, tuple) and isinstance(m.layers[1], tuple) and len(m.layers) == 3
+    assert isinstance(m.layers, list) and isinstance(m.layers[1], tuple) and len(m.layers) == 3
     text = repr(m)
     assert text.startswith("LSTMModel([\n    LSTMCell(num_units=5")
     assert "    (BasicLSTMCell(num_units=4" in text and "MultiRNNCell([" in text

@@ -50,8 +50,9 @@ class LSTMModel:
 
     Attributes
     ----------
-    layers : tuple
-        The layers as given (pairs as tuples).
+    layers : list
+        The layers as given (pairs as tuples), bottom to top. Every call checks
+        that they still fit together.
 
     Examples
     --------
@@ -100,7 +101,7 @@ class LSTMModel:
                     f"but cell_bw for depth {bw.input_size}"
                 )
             normalised.append((fw, bw))
-        self.layers: tuple[Layer, ...] = tuple(normalised)
+        self.layers: list[Layer] = normalised
         cells = [cell for layer in self.layers for cell in _layer_cells(layer)]
         check.distinct_cells([leaf for cell in cells for leaf in cell._leaf_cells()])
         labels = [
