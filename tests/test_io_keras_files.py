@@ -28,6 +28,7 @@ from fastlstm.io import (
     read_keras_weights,
 )
 from fastlstm.io.keras_h5 import GATE_ORDER
+from mutations import apply_mutations, byte_mutations
 
 KERAS = GOLDEN / "keras"
 CORPUS = Path(__file__).parent / "fuzz_corpus" / "keras"
@@ -552,34 +553,7 @@ def test_hdf5_that_is_not_keras(h5py, tmp_path):
 # -------------------------------------------------------------------------------- fuzzing
 
 
-def apply_mutations(data: bytes, mutations) -> bytes:
-    buffer = bytearray(data)
-    for kind, pos, arg in mutations:
-        pos = pos % (len(buffer) + 1)
-        if kind == "flip" and pos < len(buffer):
-            buffer[pos] ^= arg
-        elif kind == "insert":
-            buffer[pos:pos] = arg
-        elif kind == "delete":
-            del buffer[pos : pos + arg]
-        elif kind == "truncate":
-            del buffer[pos:]
-        elif kind == "overwrite":
-            buffer[pos : pos + len(arg)] = arg
-    return bytes(buffer)
-
-
-MUTATIONS = st.lists(
-    st.one_of(
-        st.tuples(st.just("flip"), st.integers(0, 2**16), st.integers(1, 255)),
-        st.tuples(st.just("insert"), st.integers(0, 2**16), st.binary(min_size=1, max_size=8)),
-        st.tuples(st.just("delete"), st.integers(0, 2**16), st.integers(1, 64)),
-        st.tuples(st.just("truncate"), st.integers(0, 2**16), st.just(0)),
-        st.tuples(st.just("overwrite"), st.integers(0, 2**16), st.binary(min_size=1, max_size=8)),
-    ),
-    min_size=1,
-    max_size=4,
-)
+MUTATIONS = byte_mutations(max_position=2**16, max_delete=64)
 
 
 def check_model(model) -> None:

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from conftest import GOLDEN
 from fastlstm.io import CheckpointError, read_tf_checkpoint
 from fastlstm.io._crc32c import crc32c
+from mutations import apply_mutations, byte_mutations
 
 CKPT_DIRS = sorted(p for p in (GOLDEN / "ckpt").iterdir() if p.is_dir())
 CORPUS = Path(__file__).parent / "fuzz_corpus" / "ckpt"
@@ -671,38 +672,6 @@ def test_overlapping_data_blocks(tmp_path):
 # ----------------------------------------------------------------------------- fuzzing
 
 
-def _mutations():
-    position = st.integers(0, 2000)
-    return st.lists(
-        st.one_of(
-            st.tuples(st.just("flip"), position, st.integers(1, 255)),
-            st.tuples(st.just("insert"), position, st.binary(min_size=1, max_size=8)),
-            st.tuples(st.just("delete"), position, st.integers(1, 16)),
-            st.tuples(st.just("truncate"), position, st.just(0)),
-            st.tuples(st.just("overwrite"), position, st.binary(min_size=1, max_size=8)),
-        ),
-        min_size=1,
-        max_size=4,
-    )
-
-
-def apply_mutations(data: bytes, mutations) -> bytes:
-    buffer = bytearray(data)
-    for kind, pos, arg in mutations:
-        pos = pos % (len(buffer) + 1)
-        if kind == "flip" and pos < len(buffer):
-            buffer[pos] ^= arg
-        elif kind == "insert":
-            buffer[pos:pos] = arg
-        elif kind == "delete":
-            del buffer[pos : pos + arg]
-        elif kind == "truncate":
-            del buffer[pos:]
-        elif kind == "overwrite":
-            buffer[pos : pos + len(arg)] = arg
-    return bytes(buffer)
-
-
 def check_result(tensors) -> None:
     """A checkpoint that reads without error gives well-formed arrays."""
     assert isinstance(tensors, dict)
@@ -716,7 +685,7 @@ def check_result(tensors) -> None:
 @given(
     folder=st.sampled_from(CKPT_DIRS),
     target=st.sampled_from([".index", DATA_SUFFIX]),
-    mutations=_mutations(),
+    mutations=byte_mutations(max_position=2000, max_delete=16),
 )
 def test_fuzz_byte_mutations(tmp_path, folder, target, mutations):
     """Flip, insert, delete, truncate: the only possible failure is a CheckpointError."""

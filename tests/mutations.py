@@ -1,0 +1,39 @@
+"""Byte-level mutations of real files, shared by the binary readers' fuzz tests."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+
+def byte_mutations(max_position: int, max_delete: int) -> st.SearchStrategy:
+    """One to four edits ``(kind, position, argument)``: flip, insert, delete, truncate, overwrite."""
+    position = st.integers(0, max_position)
+    return st.lists(
+        st.one_of(
+            st.tuples(st.just("flip"), position, st.integers(1, 255)),
+            st.tuples(st.just("insert"), position, st.binary(min_size=1, max_size=8)),
+            st.tuples(st.just("delete"), position, st.integers(1, max_delete)),
+            st.tuples(st.just("truncate"), position, st.just(0)),
+            st.tuples(st.just("overwrite"), position, st.binary(min_size=1, max_size=8)),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+
+
+def apply_mutations(data: bytes, mutations) -> bytes:
+    """``data`` with the edits of :func:`byte_mutations` applied in order (positions wrap)."""
+    buffer = bytearray(data)
+    for kind, pos, arg in mutations:
+        pos = pos % (len(buffer) + 1)
+        if kind == "flip" and pos < len(buffer):
+            buffer[pos] ^= arg
+        elif kind == "insert":
+            buffer[pos:pos] = arg
+        elif kind == "delete":
+            del buffer[pos : pos + arg]
+        elif kind == "truncate":
+            del buffer[pos:]
+        elif kind == "overwrite":
+            buffer[pos : pos + len(arg)] = arg
+    return bytes(buffer)
