@@ -23,6 +23,7 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 from ._config import GATE_OPTIONS, KERNEL_OPTIONS, kernel_jit
+from ._native_calls import call_compiled
 
 # Activation codes understood by the kernels (see activations.py for the names).
 TANH, RELU, SIGMOID, LINEAR, SOFTSIGN, ELU, HARD_SIGMOID, RELU6, SELU, SWISH = range(10)
@@ -195,9 +196,7 @@ def _tanh_gates_overload(g, n_rows, c, m, peepholes, use_peepholes, forget_bias,
 
 @kernel_jit(GATE_OPTIONS)
 def activate(code, x):
-    """Apply the built-in activation ``code`` to the scalar ``x`` (in float64)."""
-    if code == TANH:
-        return np.tanh(x)
+    """Apply the built-in activation ``code`` (other than tanh) to the scalar ``x``."""
     if code == RELU:  # written so that NaN stays NaN
         return 0.0 if x <= 0.0 else x + 0.0
     if code == SIGMOID:
@@ -362,15 +361,23 @@ def matmul_accumulate(a, n_rows, w, g, column_tile):
 
 
 @kernel_jit(GATE_OPTIONS)
+def lstm_gates_tanh(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
+    """:func:`lstm_gates` for the tanh activation (``act_code`` is not used).
+
+    The default cell's kernel, vectorised along the units (float32: rational
+    tanh, two divisions per unit), compiled without the generic activations.
+    """
+    tanh_gates(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip)
+
+
+@kernel_jit(GATE_OPTIONS)
 def lstm_gates(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
     """Turn pre-activations ``g`` (gate blocks i, j, f, o) into new ``c`` and ``m``.
 
     ``c`` holds the previous cell state on entry and the new one on exit;
-    ``m = act(c_new) * sigmoid(o)`` (before any projection).
+    ``m = act(c_new) * sigmoid(o)`` (before any projection), ``act`` the
+    built-in activation ``act_code`` (not tanh: see :func:`lstm_gates_tanh`).
     """
-    if act_code == TANH:
-        tanh_gates(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip)
-        return
     units = c.shape[1]
     w_i = peepholes[0]
     w_f = peepholes[1]
@@ -397,6 +404,17 @@ def lstm_gates(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip
 
 
 @kernel_jit(inline="always")
+def copy_into(dst, src):
+    """``dst[:] = src[:]`` for 1-D arrays of equal length, element by element.
+
+    An explicit loop: numba's slice assignment carries a broadcast-shape check
+    whose error message alone costs seconds of compile time.
+    """
+    for i in range(src.shape[0]):
+        dst[i] = src[i]
+
+
+@kernel_jit(inline="always")
 def gather_chunk(
     rows, active, t0, t1, x, x_batch_stride, x_time_stride, lengths, reverse, x_rows, chunk_start
 ):
@@ -415,7 +433,7 @@ def gather_chunk(
         for r in range(active):
             b = rows[r]
             tt = lengths[b] - 1 - t if reverse else t
-            x_rows[q] = x[b * x_batch_stride + tt * x_time_stride]
+            copy_into(x_rows[q], x[b * x_batch_stride + tt * x_time_stride])
             q += 1
     chunk_start[t1 - t0] = q
     return active
@@ -426,15 +444,19 @@ def finish_rows(rows, c, h, lengths, max_time, out, out_batch_stride, out_time_s
     """Store each row's final state and zero its outputs past its length."""
     for r in range(rows.shape[0]):
         b = rows[r]
-        c_final[b] = c[r]
-        h_final[b] = h[r]
+        copy_into(c_final[b], c[r])
+        copy_into(h_final[b], h[r])
         for t in range(lengths[b], max_time):
             out[b * out_batch_stride + t * out_time_stride] = 0
 
 
 @kernel_jit()
 def run_block(
-    rows,
+    order,
+    block_start,
+    block_stop,
+    matmul_address,
+    gates_address,
     x,
     x_batch_stride,
     x_time_stride,
@@ -458,8 +480,9 @@ def run_block(
     c_final,
     h_final,
 ):
-    """Run the rows ``rows`` (sorted by decreasing length) through every step.
+    """Run the rows ``order[block_start:block_stop]`` through every step.
 
+    ``order`` lists the rows of the batch by decreasing length.
     ``x`` and ``out`` are 2-D views ``[batch * max_time, depth]``; step ``t`` of
     row ``b`` is line ``b * batch_stride + t * time_stride`` (this covers both
     batch-major and time-major layouts without a copy).  Rows retire as their
@@ -471,6 +494,7 @@ def run_block(
     ``h @ W_h`` for the running rows and applies the gate math.
     ``tiling = (column_tile, chunk_rows)`` bounds the cache footprint.
     """
+    rows = order[block_start:block_stop]
     n = rows.shape[0]
     depth = x.shape[1]
     units = c0.shape[1]
@@ -491,8 +515,8 @@ def run_block(
     m = np.empty((n, units), dtype=dtype)
     p = np.empty((n, out_depth), dtype=dtype)
     for r in range(n):
-        c[r] = c0[rows[r]]
-        h[r] = h0[rows[r]]
+        copy_into(c[r], c0[rows[r]])
+        copy_into(h[r], h0[rows[r]])
     steps = lengths[rows[0]] if n > 0 else 0
     active = n
     for t0 in range(0, steps, chunk_steps):
@@ -502,33 +526,38 @@ def run_block(
         )
         total = chunk_start[t1 - t0]
         for q in range(total):
-            gates[q] = bias
-        matmul_accumulate(x_rows, total, w_x, gates, column_tile)
+            copy_into(gates[q], bias)
+        call_compiled(matmul_address, (x_rows, total, w_x, gates, column_tile))
         for t in range(t0, t1):
             lo = chunk_start[t - t0]
             running = chunk_start[t - t0 + 1] - lo
             g = gates[lo : lo + running]
-            matmul_accumulate(h, running, w_h, g, column_tile)
-            lstm_gates(g, running, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code)
+            call_compiled(matmul_address, (h, running, w_h, g, column_tile))
+            call_compiled(
+                gates_address, (g, running, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code)
+            )
             if use_projection:
                 p[:running] = 0
-                matmul_accumulate(m, running, projection, p, column_tile)
+                call_compiled(matmul_address, (m, running, projection, p, column_tile))
                 for r in range(running):
                     pr = p[r]
                     for k in range(out_depth):
                         pr[k] = clip(pr[k], proj_clip)
             else:
-                p[:running] = m[:running]
+                for r in range(running):
+                    copy_into(p[r], m[r])
             for r in range(running):
                 b = rows[r]
                 tt = lengths[b] - 1 - t if reverse else t
-                h[r] = p[r]
-                out[b * out_batch_stride + tt * out_time_stride] = p[r]
+                copy_into(h[r], p[r])
+                copy_into(out[b * out_batch_stride + tt * out_time_stride], p[r])
     finish_rows(rows, c, h, lengths, max_time, out, out_batch_stride, out_time_stride, c_final, h_final)
 
 
 @kernel_jit(parallel=True)
 def lstm_layer_split_units(
+    matmul_address,
+    gates_address,
     x,
     x_batch_stride,
     x_time_stride,
@@ -581,7 +610,7 @@ def lstm_layer_split_units(
     c = np.zeros((n_parts, n, part_units), dtype=dtype)
     m = np.empty((n_parts, n, part_units), dtype=dtype)
     for r in range(n):
-        h[r] = h0[rows[r]]
+        copy_into(h[r], h0[rows[r]])
         for p in range(n_parts):
             for u in range(min(part_units, units - p * part_units)):
                 c[p, r, u] = c0[rows[r], p * part_units + u]
@@ -595,104 +624,60 @@ def lstm_layer_split_units(
         total = chunk_start[t1 - t0]
         for p in prange(n_parts):
             for q in range(total):
-                gates[p, q] = bias_parts[p]
-            matmul_accumulate(x_rows, total, w_x_parts[p], gates[p], column_tile)
+                copy_into(gates[p, q], bias_parts[p])
+            call_compiled(matmul_address, (x_rows, total, w_x_parts[p], gates[p], column_tile))
         for t in range(t0, t1):
             lo = chunk_start[t - t0]
             running = chunk_start[t - t0 + 1] - lo
             for p in prange(n_parts):
                 g = gates[p, lo : lo + running]
-                matmul_accumulate(h, running, w_h_parts[p], g, column_tile)
-                lstm_gates(
-                    g, running, c[p], m[p], peephole_parts[p], use_peepholes, forget_bias, cell_clip, act_code
+                call_compiled(matmul_address, (h, running, w_h_parts[p], g, column_tile))
+                call_compiled(
+                    gates_address,
+                    (g, running, c[p], m[p], peephole_parts[p], use_peepholes, forget_bias, cell_clip, act_code),
                 )
                 u0 = p * part_units
                 u1 = min(u0 + part_units, units)
                 for r in range(running):
-                    h_next[r, u0:u1] = m[p, r, : u1 - u0]
+                    copy_into(h_next[r, u0:u1], m[p, r, : u1 - u0])
                     b = rows[r]
                     tt = lengths[b] - 1 - t if reverse else t
-                    out[b * out_batch_stride + tt * out_time_stride, u0:u1] = m[p, r, : u1 - u0]
-            h[:running] = h_next[:running]
+                    copy_into(out[b * out_batch_stride + tt * out_time_stride, u0:u1], m[p, r, : u1 - u0])
+            for r in range(running):
+                copy_into(h[r], h_next[r])
     c_rows = np.empty((n, units), dtype=dtype)
     for p in range(n_parts):
         u0 = p * part_units
         u1 = min(u0 + part_units, units)
-        c_rows[:, u0:u1] = c[p, :, : u1 - u0]
+        for r in range(n):
+            copy_into(c_rows[r, u0:u1], c[p, r, : u1 - u0])
     finish_rows(rows, c_rows, h, lengths, max_time, out, out_batch_stride, out_time_stride, c_final, h_final)
 
 
 @kernel_jit(parallel=True)
-def lstm_layer(
-    x,
-    x_batch_stride,
-    x_time_stride,
-    max_time,
-    lengths,
-    order,
-    block_ptr,
-    worker_ptr,
-    worker_blocks,
-    kernel,
-    bias,
-    scalars,
-    peepholes,
-    use_peepholes,
-    projection,
-    use_projection,
-    act_code,
-    reverse,
-    tiling,
-    c0,
-    h0,
-    out,
-    out_batch_stride,
-    out_time_stride,
-    c_final,
-    h_final,
-):
+def lstm_layer(block_address, order, block_ptr, worker_ptr, worker_blocks, block_args):
     """Run one LSTM layer over a batch; each prange task is one worker's blocks.
 
     ``order`` lists the rows by decreasing length; block ``k`` is
     ``order[block_ptr[k]:block_ptr[k + 1]]``; worker ``w`` runs the blocks
-    ``worker_blocks[worker_ptr[w]:worker_ptr[w + 1]]``.
+    ``worker_blocks[worker_ptr[w]:worker_ptr[w + 1]]``.  Each block is one call
+    of the :func:`run_block` compiled at ``block_address`` with
+    ``(order, start, stop) + block_args``.
     """
     for worker in prange(worker_ptr.shape[0] - 1):
         for i in range(worker_ptr[worker], worker_ptr[worker + 1]):
             blk = worker_blocks[i]
-            run_block(
-                order[block_ptr[blk] : block_ptr[blk + 1]],
-                x,
-                x_batch_stride,
-                x_time_stride,
-                max_time,
-                lengths,
-                kernel,
-                bias,
-                scalars,
-                peepholes,
-                use_peepholes,
-                projection,
-                use_projection,
-                act_code,
-                reverse,
-                tiling,
-                c0,
-                h0,
-                out,
-                out_batch_stride,
-                out_time_stride,
-                c_final,
-                h_final,
-            )
+            call_compiled(block_address, (order, block_ptr[blk], block_ptr[blk + 1]) + block_args)
 
 
 def specialise_for_activation(user_activation):
-    """Compile private copies of the layer kernels that apply ``user_activation``.
+    """A private copy of :func:`lstm_gates` that applies ``user_activation``.
 
-    ``user_activation`` is a numba-compiled scalar function.  The copy replaces
-    the global ``activate`` seen by the gate math with a call to it (run with
-    ``act_code=CUSTOM``); it is compiled on first use and not cached on disk.
+    ``user_activation`` is a numba-compiled scalar function.  The copy
+    replaces the global ``activate`` seen by the gate math with a call to it
+    (run with ``act_code=CUSTOM``); it is compiled on first use and not cached
+    on disk.  The layer kernels call it through its address, so they are
+    shared by every activation.
     """
     namespace = dict(globals())
 
@@ -701,13 +686,6 @@ def specialise_for_activation(user_activation):
         return user_activation(x)
 
     namespace["activate"] = call_user_activation
-    for name, options, parallel in (
-        ("lstm_gates", GATE_OPTIONS, False),
-        ("run_block", KERNEL_OPTIONS, False),
-        ("lstm_layer", KERNEL_OPTIONS, True),
-        ("lstm_layer_split_units", KERNEL_OPTIONS, True),
-    ):
-        py_func = globals()[name].py_func
-        clone = pytypes.FunctionType(py_func.__code__, namespace, name, py_func.__defaults__)
-        namespace[name] = njit(parallel=parallel, **{**options, "cache": False})(clone)
-    return namespace["lstm_layer"], namespace["lstm_layer_split_units"]
+    py_func = lstm_gates.py_func
+    clone = pytypes.FunctionType(py_func.__code__, namespace, "lstm_gates", py_func.__defaults__)
+    return njit(**{**GATE_OPTIONS, "cache": False})(clone)

@@ -15,6 +15,7 @@ import numba
 import numpy as np
 
 from . import _kernels
+from ._native_calls import native_address
 from .activations import Activation
 
 # Rows per block: enough to reuse each weight row from cache, few enough that a
@@ -31,7 +32,7 @@ CHUNK_BYTES = 256 * 1024
 # least this many multiply-adds per row to share; otherwise rows are spread.
 SPLIT_UNITS_MIN_STEP_MACS = 2**16
 
-_custom_layers: dict[int, tuple[Callable, Callable]] = {}
+_custom_gates: dict[int, Callable] = {}
 _split_weights: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -66,14 +67,33 @@ def block_rows(batch: int, n_workers: int) -> int:
     return int(min(MAX_BLOCK_ROWS, max(1, batch // (2 * n_workers))))
 
 
-def _layer_kernels(activation: Activation) -> tuple[Callable, Callable]:
-    """``(lstm_layer, lstm_layer_split_units)`` for the activation."""
+def _gates_kernel(activation: Activation) -> Callable:
+    """The gate math kernel for the activation (a private copy for user functions)."""
+    if activation.code == _kernels.TANH:
+        return _kernels.lstm_gates_tanh
     if activation.function is None:
-        return _kernels.lstm_layer, _kernels.lstm_layer_split_units
+        return _kernels.lstm_gates
     key = id(activation.function)
-    if key not in _custom_layers:
-        _custom_layers[key] = _kernels.specialise_for_activation(activation.function)
-    return _custom_layers[key]
+    if key not in _custom_gates:
+        _custom_gates[key] = _kernels.specialise_for_activation(activation.function)
+    return _custom_gates[key]
+
+
+def kernel_addresses(weights: LayerWeights) -> tuple[int, int]:
+    """Native addresses of the matrix product and gate math kernels for ``weights``.
+
+    The sample arguments have exactly the types the layer kernels pass: C-contiguous
+    arrays in the weights' dtype, int64 counts and flags as numba sees them.
+    """
+    dtype = weights.kernel.dtype
+    matrix = np.empty((0, 0), dtype)
+    scalar = dtype.type(0)
+    matmul = native_address(_kernels.matmul_accumulate, (matrix, 0, matrix, matrix, np.int64(0)))
+    gates = native_address(
+        _gates_kernel(weights.activation),
+        (matrix, 0, matrix, matrix, matrix, False, scalar, scalar, 0),
+    )
+    return matmul, gates
 
 
 def schedule_blocks(block_costs: np.ndarray, n_workers: int) -> tuple[np.ndarray, np.ndarray]:
@@ -189,14 +209,16 @@ def run_layer(
         dtype=dtype,
     )
     chunk_bytes = min(CHUNK_BYTES, out.nbytes // (4 * n_workers))
-    tiling = (COLUMN_TILE, max(1, chunk_bytes // (4 * units * dtype.itemsize)))
-    layer, layer_split_units = _layer_kernels(weights.activation)
+    tiling = np.array([COLUMN_TILE, max(1, chunk_bytes // (4 * units * dtype.itemsize))], dtype=np.int64)
+    matmul_address, gates_address = kernel_addresses(weights)
     x2d, out2d = x.reshape(batch * max_time, depth), out.reshape(batch * max_time, out_depth)
     if split_units is None:
         split_units = use_split_units(weights, batch, n_workers)
     if split_units:
         w_x_parts, w_h_parts, bias_parts, peephole_parts = split_weights(weights, max(n_workers, 2))
-        layer_split_units(
+        _kernels.lstm_layer_split_units(
+            matmul_address,
+            gates_address,
             x2d,
             x_strides[0],
             x_strides[1],
@@ -232,16 +254,14 @@ def run_layer(
     projection = weights.projection
     if projection is None:
         projection = np.zeros((1, 1), dtype)
-    layer(
+    block_args = (
+        matmul_address,
+        gates_address,
         x2d,
         x_strides[0],
         x_strides[1],
         max_time,
         lengths,
-        order,
-        block_ptr,
-        worker_ptr,
-        worker_blocks,
         weights.kernel,
         weights.bias,
         scalars,
@@ -260,4 +280,6 @@ def run_layer(
         c_final,
         h_final,
     )
+    block_address = native_address(_kernels.run_block, (order, 0, 0, *block_args))
+    _kernels.lstm_layer(block_address, order, block_ptr, worker_ptr, worker_blocks, block_args)
     return out, c_final, h_final

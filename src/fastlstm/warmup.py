@@ -1,9 +1,11 @@
 """Precompile fastlstm's kernels into numba's on-disk cache.
 
-Each dtype needs two kernels (rows spread over threads, and units spread over
-threads for tiny batches); numba compiles a kernel the first time it runs and
-caches it on disk, so a process that calls :func:`warmup` once (e.g. while a
-container image is built) spares every later process the compile time.
+Per dtype: the matrix product, the gate math (tanh, and the other built-in
+activations), the block kernel and two parallel layer kernels (rows spread
+over threads, and units spread over threads for tiny batches).  numba compiles
+a kernel the first time it runs and caches it on disk, so a process that calls
+:func:`warmup` once (e.g. while a container image is built) spares every later
+process the compile time.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ def warmup(dtypes: Iterable[Any] = ("float32", "float64")) -> dict[str, float]:
 
     Covers all built-in activations, peepholes, clipping, projection, time-major
     and reversed runs (these are run-time switches of the same kernels).
-    User-defined numba activations get kernels of their own, which are not
-    cached on disk.
+    A user-defined numba activation gets a gate kernel of its own, compiled
+    in each process and not cached on disk.
 
     Parameters
     ----------
@@ -50,16 +52,17 @@ def warmup(dtypes: Iterable[Any] = ("float32", "float64")) -> dict[str, float]:
     for dtype in dtypes:
         dtype = check.float_dtype(dtype)
         start = time.perf_counter()
-        weights = LayerWeights(
-            kernel=np.zeros((2 + 16, 64), dtype),
-            bias=np.zeros(64, dtype),
-            forget_bias=1.0,
-            activation=resolve_activation(None),
-        )
         x = np.zeros((1, 2, 2), dtype)
         state = np.zeros((1, 16), dtype)
         lengths = np.full(1, 2, dtype=np.int64)
-        for split_units in (False, True):
-            run_layer(weights, x, lengths, state, state, time_major=False, split_units=split_units)
+        for activation in (None, "relu"):  # tanh has a gate kernel of its own
+            weights = LayerWeights(
+                kernel=np.zeros((2 + 16, 64), dtype),
+                bias=np.zeros(64, dtype),
+                forget_bias=1.0,
+                activation=resolve_activation(activation),
+            )
+            for split_units in (False, True):
+                run_layer(weights, x, lengths, state, state, time_major=False, split_units=split_units)
         spent[dtype.name] = time.perf_counter() - start
     return spent
