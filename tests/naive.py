@@ -48,7 +48,7 @@ def lstm_step(
     z = np.concatenate([x, h]) @ kernel + bias
     i, j, f, o = np.split(z, 4)
     if peepholes is not None:
-        w_i, w_f, w_o = peepholes
+        w_i, w_f, _ = peepholes
         new_c = _sigmoid(f + forget_bias + w_f * c) * c + _sigmoid(i + w_i * c) * act(j)
     else:
         new_c = c * _sigmoid(f + forget_bias) + _sigmoid(i) * act(j)

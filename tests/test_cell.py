@@ -5,10 +5,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 import pytest
-from conftest import make_cell
 
 import fastlstm
 import naive
+from conftest import make_cell
 
 
 def test_defaults_match_tensorflow():

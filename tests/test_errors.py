@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_cell
 
 import fastlstm
+from conftest import make_cell
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import GOLDEN
 
 import fastlstm
 import naive
+from conftest import GOLDEN
 
 BASIC_CASES = sorted(p.stem for p in GOLDEN.glob("basic_*.npz"))
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_cell
 from numba import njit
 
 import fastlstm
 import naive
+from conftest import make_cell
 from fastlstm import _kernels
 from fastlstm._runner import run_layer
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cell_helpers import lstm_cell, naive_options, naive_run, tolerance
-from conftest import GOLDEN
 
 import fastlstm
 import naive
+from cell_helpers import lstm_cell, naive_options, naive_run, tolerance
+from conftest import GOLDEN
 from fastlstm.cell import RNNCell, glorot_uniform
 
 LSTM_CASES = sorted(p.stem for p in GOLDEN.glob("lstm_*.npz"))

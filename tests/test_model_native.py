@@ -9,9 +9,9 @@ import tempfile
 import numba
 import numpy as np
 import pytest
-from cell_helpers import assert_state_close, basic_cell, leaves, lstm_cell, naive_run, randomise, tolerance
 
 import fastlstm
+from cell_helpers import assert_state_close, basic_cell, leaves, lstm_cell, naive_run, randomise, tolerance
 from fastlstm.activations import ACTIVATIONS
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cell_helpers import assert_state_close, basic_cell, lstm_cell, naive_run, randomise, tolerance
-from conftest import GOLDEN
 
 import fastlstm
 import naive
+from cell_helpers import assert_state_close, basic_cell, lstm_cell, naive_run, randomise, tolerance
+from conftest import GOLDEN
 
 
 def load(name):

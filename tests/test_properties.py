@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from conftest import make_cell
 from hypothesis import given
 from hypothesis import strategies as st
 
 import fastlstm
 import naive
+from conftest import make_cell
 
 UNITS, DEPTH = 5, 3
 CELL32 = make_cell(UNITS, DEPTH, seed=3)
@@ -34,6 +34,7 @@ def test_matches_reference_zero_padding_and_final_state(data, cell):
     atol = 1e-12 if cell.dtype == np.float64 else 2e-6
     np.testing.assert_allclose(outputs, ref_out, atol=atol, rtol=0)
     np.testing.assert_allclose(state.c, ref_c, atol=atol, rtol=0)
+    np.testing.assert_allclose(state.h, ref_h, atol=atol, rtol=0)
     for b, n in enumerate(lengths):
         assert not outputs[b, n:].any()
         if n:

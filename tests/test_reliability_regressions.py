@@ -175,7 +175,7 @@ def test_concurrent_first_use_of_an_unbuilt_cell_uses_one_set_of_weights():
         outs = [None] * 4
         barrier = threading.Barrier(4)
 
-        def work(k):
+        def work(k, barrier=barrier, outs=outs, cell=cell):
             barrier.wait()
             outs[k] = fastlstm.dynamic_rnn(cell, x)[0]
 

@@ -35,7 +35,18 @@ def input_variants(rng, dtype):
 
 
 def cell_variants(dtype):
-    for activation in (None, "relu", "sigmoid", "linear", "softsign", "elu", "hard_sigmoid", "relu6", "selu", "swish"):
+    for activation in (
+        None,
+        "relu",
+        "sigmoid",
+        "linear",
+        "softsign",
+        "elu",
+        "hard_sigmoid",
+        "relu6",
+        "selu",
+        "swish",
+    ):
         yield fastlstm.BasicLSTMCell(4, activation=activation, dtype=dtype)
     yield fastlstm.LSTMCell(4, use_peepholes=True, cell_clip=0.5, dtype=dtype)
     yield fastlstm.LSTMCell(4, num_proj=3, proj_clip=0.2, dtype=dtype)

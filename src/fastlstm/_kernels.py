@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from ._config import GATE_OPTIONS, KERNEL_OPTIONS, kernel_jit
+from ._config import GATE_OPTIONS, kernel_jit
 from ._native_calls import call_compiled
 
 # Activation codes understood by the kernels (see activations.py for the names).
@@ -634,7 +634,17 @@ def lstm_layer_split_units(
                 call_compiled(matmul_address, (h, running, w_h_parts[p], g, column_tile))
                 call_compiled(
                     gates_address,
-                    (g, running, c[p], m[p], peephole_parts[p], use_peepholes, forget_bias, cell_clip, act_code),
+                    (
+                        g,
+                        running,
+                        c[p],
+                        m[p],
+                        peephole_parts[p],
+                        use_peepholes,
+                        forget_bias,
+                        cell_clip,
+                        act_code,
+                    ),
                 )
                 u0 = p * part_units
                 u1 = min(u0 + part_units, units)

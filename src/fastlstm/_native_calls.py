@@ -61,7 +61,14 @@ def _type_key(value: object) -> object:
     """What numba's type of ``value`` depends on, cheaply (a few microseconds)."""
     if isinstance(value, np.ndarray):
         flags = value.flags
-        return (value.dtype, value.ndim, flags.c_contiguous, flags.f_contiguous, flags.writeable, flags.aligned)
+        return (
+            value.dtype,
+            value.ndim,
+            flags.c_contiguous,
+            flags.f_contiguous,
+            flags.writeable,
+            flags.aligned,
+        )
     if isinstance(value, tuple):
         return (tuple, *map(_type_key, value))
     return type(value)

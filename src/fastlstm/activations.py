@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Union
 
 from . import _kernels
 
@@ -43,7 +42,7 @@ ACTIVATIONS: dict[str, int] = {
     "swish": _kernels.SWISH,
 }
 
-ActivationLike = Union[str, Callable[[float], float], None]
+ActivationLike = str | Callable[[float], float] | None
 
 
 @dataclass(frozen=True)

@@ -38,16 +38,15 @@ LEGACY = "--legacy" in sys.argv
 if LEGACY != (os.environ.get("TF_USE_LEGACY_KERAS") == "1"):
     sys.exit("run without TF_USE_LEGACY_KERAS (the script sets it for its --legacy part)")
 
-import h5py  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-import np_reference as ref  # noqa: E402  (same folder)
+import h5py
+import np_reference as ref
+import numpy as np
+import tensorflow as tf
 
 if LEGACY:
-    import tf_keras as keras  # noqa: E402
+    import tf_keras as keras
 else:
-    import keras  # noqa: E402
+    import keras
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 OUT = os.path.join(ROOT, "tests", "golden", "keras")
