@@ -15,6 +15,7 @@ KERNELS = {
     "lstm_gates": _kernels.lstm_gates,
     "run_block": _kernels.run_block,
     "lstm_layer": _kernels.lstm_layer,
+    "step_unit_part": _kernels.step_unit_part,
     "lstm_layer_split_units": _kernels.lstm_layer_split_units,
 }
 

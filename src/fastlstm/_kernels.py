@@ -554,16 +554,16 @@ def run_block(
     finish_rows(rows, c, h, lengths, max_time, out, out_batch_stride, out_time_stride, c_final, h_final)
 
 
-@kernel_jit(parallel=True)
-def lstm_layer_split_units(
+@kernel_jit()
+def step_unit_part(
+    part,
+    t,
+    chunk_rows,
+    lo,
+    running,
     matmul_address,
     gates_address,
-    x,
-    x_batch_stride,
-    x_time_stride,
-    max_time,
-    lengths,
-    rows,
+    x_rows,
     w_x_parts,
     w_h_parts,
     bias_parts,
@@ -571,8 +571,65 @@ def lstm_layer_split_units(
     peephole_parts,
     use_peepholes,
     act_code,
+    column_tile,
+    gates,
+    h,
+    h_next,
+    c,
+    m,
+    rows,
+    lengths,
     reverse,
-    tiling,
+    out,
+    out_batch_stride,
+    out_time_stride,
+):
+    """Step ``t`` of the units of part ``part`` (one task of :func:`lstm_layer_split_units`).
+
+    At a chunk's first step (``chunk_rows > 0``) it first computes the part's
+    input projections ``bias + x @ W_x`` for the chunk's ``chunk_rows``
+    (step, row) pairs.  The step's rows are ``gates[part, lo:lo + running]``;
+    the new outputs of the part's units go to ``h_next`` and ``out``.
+    """
+    units = h.shape[1]
+    part_units = peephole_parts.shape[2]
+    part_gates = gates[part]
+    if chunk_rows > 0:
+        for q in range(chunk_rows):
+            copy_into(part_gates[q], bias_parts[part])
+        call_compiled(matmul_address, (x_rows, chunk_rows, w_x_parts[part], part_gates, column_tile))
+    g = part_gates[lo : lo + running]
+    call_compiled(matmul_address, (h, running, w_h_parts[part], g, column_tile))
+    call_compiled(
+        gates_address,
+        (g, running, c[part], m[part], peephole_parts[part], use_peepholes, scalars[0], scalars[1], act_code),
+    )
+    u0 = part * part_units
+    u1 = min(u0 + part_units, units)
+    for r in range(running):
+        copy_into(h_next[r, u0:u1], m[part, r, : u1 - u0])
+        b = rows[r]
+        tt = lengths[b] - 1 - t if reverse else t
+        copy_into(out[b * out_batch_stride + tt * out_time_stride, u0:u1], m[part, r, : u1 - u0])
+
+
+@kernel_jit(parallel=True)
+def lstm_layer_split_units(
+    step_address,
+    step_args,
+    x,
+    x_batch_stride,
+    x_time_stride,
+    max_time,
+    lengths,
+    reverse,
+    rows,
+    chunk_steps,
+    x_rows,
+    chunk_start,
+    h,
+    h_next,
+    c,
     c0,
     h0,
     out,
@@ -584,31 +641,20 @@ def lstm_layer_split_units(
     """Run a small batch as one block, the threads splitting the units each step.
 
     For batches too small to give every thread its own rows.  Units are cut
-    into ``n_parts`` equal parts (the last one padded with zero-weight units);
-    part ``p`` owns gate columns ``w_x_parts[p]``/``w_h_parts[p]`` (``[depth,
-    4 * part_units]``/``[units, 4 * part_units]``, gate blocks i, j, f, o of its
-    units) and computes its units' cell state and output; one prange per step.
-    Each element gets exactly the operations it gets in :func:`run_block`, so
-    results are bitwise the same.  No projection (``LSTMCell(num_proj=...)``
-    always runs through :func:`lstm_layer`).
+    into ``n_parts = c.shape[0]`` equal parts (the last one padded with
+    zero-weight units); each step is one prange over the parts, each task one
+    call of :func:`step_unit_part` (compiled at ``step_address``) with
+    ``(part, t, chunk_rows, lo, running) + step_args``; ``step_args`` holds
+    the weights by part and the work arrays ``x_rows``, ``h``, ``h_next``,
+    ``c``, ... that this function also uses.  Each element gets exactly the
+    operations it gets in :func:`run_block`, so results are bitwise the same.
+    No projection (``LSTMCell(num_proj=...)`` always runs through
+    :func:`lstm_layer`).
     """
     n = rows.shape[0]
-    n_parts = w_h_parts.shape[0]
+    n_parts = c.shape[0]
     units = c0.shape[1]
-    part_units = peephole_parts.shape[2]
-    depth = x.shape[1]
-    column_tile = tiling[0]
-    chunk_steps = max(1, tiling[1] // max(n, 1))
-    forget_bias = scalars[0]
-    cell_clip = scalars[1]
-    dtype = w_h_parts.dtype
-    x_rows = np.empty((chunk_steps * n, depth), dtype=dtype)
-    gates = np.empty((n_parts, chunk_steps * n, 4 * part_units), dtype=dtype)
-    chunk_start = np.empty(chunk_steps + 1, dtype=np.int64)
-    h = np.empty((n, units), dtype=dtype)
-    h_next = np.empty((n, units), dtype=dtype)
-    c = np.zeros((n_parts, n, part_units), dtype=dtype)
-    m = np.empty((n_parts, n, part_units), dtype=dtype)
+    part_units = c.shape[2]
     for r in range(n):
         copy_into(h[r], h0[rows[r]])
         for p in range(n_parts):
@@ -621,41 +667,15 @@ def lstm_layer_split_units(
         active = gather_chunk(
             rows, active, t0, t1, x, x_batch_stride, x_time_stride, lengths, reverse, x_rows, chunk_start
         )
-        total = chunk_start[t1 - t0]
-        for p in prange(n_parts):
-            for q in range(total):
-                copy_into(gates[p, q], bias_parts[p])
-            call_compiled(matmul_address, (x_rows, total, w_x_parts[p], gates[p], column_tile))
         for t in range(t0, t1):
             lo = chunk_start[t - t0]
             running = chunk_start[t - t0 + 1] - lo
-            for p in prange(n_parts):
-                g = gates[p, lo : lo + running]
-                call_compiled(matmul_address, (h, running, w_h_parts[p], g, column_tile))
-                call_compiled(
-                    gates_address,
-                    (
-                        g,
-                        running,
-                        c[p],
-                        m[p],
-                        peephole_parts[p],
-                        use_peepholes,
-                        forget_bias,
-                        cell_clip,
-                        act_code,
-                    ),
-                )
-                u0 = p * part_units
-                u1 = min(u0 + part_units, units)
-                for r in range(running):
-                    copy_into(h_next[r, u0:u1], m[p, r, : u1 - u0])
-                    b = rows[r]
-                    tt = lengths[b] - 1 - t if reverse else t
-                    copy_into(out[b * out_batch_stride + tt * out_time_stride, u0:u1], m[p, r, : u1 - u0])
+            chunk_rows = chunk_start[t1 - t0] if t == t0 else 0
+            for part in prange(n_parts):
+                call_compiled(step_address, (part, t, chunk_rows, lo, running) + step_args)
             for r in range(running):
                 copy_into(h[r], h_next[r])
-    c_rows = np.empty((n, units), dtype=dtype)
+    c_rows = np.empty((n, units), dtype=c.dtype)
     for p in range(n_parts):
         u0 = p * part_units
         u1 = min(u0 + part_units, units)

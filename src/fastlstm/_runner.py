@@ -215,16 +215,18 @@ def run_layer(
     if split_units is None:
         split_units = use_split_units(weights, batch, n_workers)
     if split_units:
-        w_x_parts, w_h_parts, bias_parts, peephole_parts = split_weights(weights, max(n_workers, 2))
-        _kernels.lstm_layer_split_units(
+        n_parts = max(n_workers, 2)
+        w_x_parts, w_h_parts, bias_parts, peephole_parts = split_weights(weights, n_parts)
+        part_units = peephole_parts.shape[2]
+        chunk_steps = max(1, int(tiling[1]) // batch)
+        x_rows = np.empty((chunk_steps * batch, depth), dtype)
+        h = np.empty((batch, units), dtype)
+        h_next = np.empty((batch, units), dtype)
+        c = np.zeros((n_parts, batch, part_units), dtype)  # padded units stay zero
+        step_args = (
             matmul_address,
             gates_address,
-            x2d,
-            x_strides[0],
-            x_strides[1],
-            max_time,
-            lengths,
-            order,
+            x_rows,
             w_x_parts,
             w_h_parts,
             bias_parts,
@@ -232,8 +234,36 @@ def run_layer(
             peephole_parts,
             weights.peepholes is not None,
             weights.activation.code,
+            int(tiling[0]),
+            np.empty((n_parts, chunk_steps * batch, 4 * part_units), dtype),
+            h,
+            h_next,
+            c,
+            np.empty((n_parts, batch, part_units), dtype),
+            order,
+            lengths,
             reverse,
-            tiling,
+            out2d,
+            x_strides[0],
+            x_strides[1],
+        )
+        step_address = native_address(_kernels.step_unit_part, (0, 0, 0, 0, 0, *step_args))
+        _kernels.lstm_layer_split_units(
+            step_address,
+            step_args,
+            x2d,
+            x_strides[0],
+            x_strides[1],
+            max_time,
+            lengths,
+            reverse,
+            order,
+            chunk_steps,
+            x_rows,
+            np.empty(chunk_steps + 1, np.int64),
+            h,
+            h_next,
+            c,
             c0,
             h0,
             out2d,
