@@ -14,6 +14,9 @@
 * ``cache=True``: compiled kernels are written to numba's on-disk cache so a
   new process does not pay the compile time again (see :func:`kernel_jit`).
 * ``nogil=True``: the kernels release the GIL, so Python threads overlap.
+* :data:`CALLED_BY_ADDRESS`: functions that only other kernels call, through
+  their native address (see ``_native_calls``), skip the Python and C
+  wrappers numba would otherwise generate and compile for each of them.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ KERNEL_OPTIONS: dict[str, Any] = {
 }
 
 GATE_OPTIONS: dict[str, Any] = {**KERNEL_OPTIONS, "fastmath": {"nsz"}}
+
+CALLED_BY_ADDRESS: dict[str, Any] = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
 
 
 def kernel_jit(options: dict[str, Any] = KERNEL_OPTIONS, **overrides: Any) -> Callable:

@@ -20,9 +20,10 @@ import types as pytypes
 
 import numpy as np
 from numba import njit, prange, types
-from numba.extending import overload
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
 
-from ._config import GATE_OPTIONS, kernel_jit
+from ._config import CALLED_BY_ADDRESS, GATE_OPTIONS, kernel_jit
 from ._native_calls import call_compiled
 
 # Activation codes understood by the kernels (see activations.py for the names).
@@ -301,7 +302,7 @@ def _axpy8_four_rows(g0, g1, g2, g3, a, b, c, d, w0, w1, w2, w3, w4, w5, w6, w7)
         g3[n] = g3[n] + d0 * v0 + d1 * v1 + d2 * v2 + d3 * v3 + d4 * v4 + d5 * v5 + d6 * v6 + d7 * v7
 
 
-@kernel_jit()
+@kernel_jit(**CALLED_BY_ADDRESS)
 def matmul_accumulate(a, n_rows, w, g, column_tile):
     """``g[:n_rows] += a[:n_rows] @ w`` with a fixed summation order per element.
 
@@ -360,7 +361,7 @@ def matmul_accumulate(a, n_rows, w, g, column_tile):
             k += 1
 
 
-@kernel_jit(GATE_OPTIONS)
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
 def lstm_gates_tanh(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
     """:func:`lstm_gates` for the tanh activation (``act_code`` is not used).
 
@@ -370,7 +371,7 @@ def lstm_gates_tanh(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell
     tanh_gates(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip)
 
 
-@kernel_jit(GATE_OPTIONS)
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
 def lstm_gates(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
     """Turn pre-activations ``g`` (gate blocks i, j, f, o) into new ``c`` and ``m``.
 
@@ -403,15 +404,30 @@ def lstm_gates(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip
             mr[u] = sigmoid(o_in) * activate(act_code, cu)
 
 
-@kernel_jit(inline="always")
-def copy_into(dst, src):
-    """``dst[:] = src[:]`` for 1-D arrays of equal length, element by element.
+@intrinsic
+def copy_into(typingctx, dst, src):
+    """``dst[:] = src[:]`` for C-contiguous 1-D arrays of one dtype, as one memcpy.
 
-    An explicit loop: numba's slice assignment carries a broadcast-shape check
-    whose error message alone costs seconds of compile time.
+    ``src.shape[0]`` elements are copied; ``dst`` must be at least that long
+    and must not overlap ``src``.  A memcpy instead of a loop: numba's slice
+    assignment carries a broadcast-shape check whose error message alone costs
+    seconds of compile time, and LLVM would vectorise each copy loop anew.
     """
-    for i in range(src.shape[0]):
-        dst[i] = src[i]
+    contiguous_1d = all(
+        isinstance(arg, types.Array) and arg.ndim == 1 and arg.layout == "C" for arg in (dst, src)
+    )
+    if not contiguous_1d or dst.dtype != src.dtype:
+        return None
+
+    def codegen(context, builder, sig, args):
+        dst_array = context.make_array(dst)(context, builder, args[0])
+        src_array = context.make_array(src)(context, builder, args[1])
+        count = builder.extract_value(src_array.shape, 0)
+        itemsize = context.get_abi_sizeof(context.get_data_type(src.dtype))
+        cgutils.raw_memcpy(builder, dst_array.data, src_array.data, count, itemsize)
+        return context.get_dummy_value()
+
+    return types.none(dst, src), codegen
 
 
 @kernel_jit(inline="always")
@@ -450,7 +466,7 @@ def finish_rows(rows, c, h, lengths, max_time, out, out_batch_stride, out_time_s
             out[b * out_batch_stride + t * out_time_stride] = 0
 
 
-@kernel_jit()
+@kernel_jit(**CALLED_BY_ADDRESS)
 def run_block(
     order,
     block_start,
@@ -554,7 +570,7 @@ def run_block(
     finish_rows(rows, c, h, lengths, max_time, out, out_batch_stride, out_time_stride, c_final, h_final)
 
 
-@kernel_jit()
+@kernel_jit(**CALLED_BY_ADDRESS)
 def step_unit_part(
     part,
     t,
@@ -613,7 +629,7 @@ def step_unit_part(
         copy_into(out[b * out_batch_stride + tt * out_time_stride, u0:u1], m[part, r, : u1 - u0])
 
 
-@kernel_jit(parallel=True)
+@kernel_jit(parallel=True, no_cfunc_wrapper=True)
 def lstm_layer_split_units(
     step_address,
     step_args,
@@ -684,7 +700,7 @@ def lstm_layer_split_units(
     finish_rows(rows, c_rows, h, lengths, max_time, out, out_batch_stride, out_time_stride, c_final, h_final)
 
 
-@kernel_jit(parallel=True)
+@kernel_jit(parallel=True, no_cfunc_wrapper=True)
 def lstm_layer(block_address, order, block_ptr, worker_ptr, worker_blocks, block_args):
     """Run one LSTM layer over a batch; each prange task is one worker's blocks.
 
@@ -718,4 +734,4 @@ def specialise_for_activation(user_activation):
     namespace["activate"] = call_user_activation
     py_func = lstm_gates.py_func
     clone = pytypes.FunctionType(py_func.__code__, namespace, "lstm_gates", py_func.__defaults__)
-    return njit(**{**GATE_OPTIONS, "cache": False})(clone)
+    return njit(**{**GATE_OPTIONS, **CALLED_BY_ADDRESS, "cache": False})(clone)
