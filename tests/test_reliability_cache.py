@@ -2,7 +2,7 @@
 written to the cache by a 1-thread process give the same bits when a 2-thread process loads them.
 
 Each test runs fresh interpreters. Only ``test_cache_written_with_one_thread_is_loaded_with_two``
-compiles from scratch (once, float32, one kernel: about 20 s); the others fall back on the
+compiles from scratch (once, float32, four kernels: a few seconds); the others fall back on the
 package's own ``__pycache__``, which the rest of the suite has filled.
 """
 
@@ -33,13 +33,14 @@ for dtype in sys.argv[2].split(","):
     outputs, state = fastlstm.dynamic_rnn(cell, x, [4, 2, 0])
     arrays.update({f"{dtype}/outputs": outputs, f"{dtype}/c": state.c, f"{dtype}/h": state.h})
 np.savez(sys.argv[1], **arrays)
-stats = _kernels.lstm_layer.stats
+kernels = [_kernels.matmul_accumulate, _kernels.lstm_gates_tanh, _kernels.run_block, _kernels.lstm_layer]
 print(json.dumps({
     "threads": numba.get_num_threads(),
-    "hits": sum(stats.cache_hits.values()),
-    "misses": sum(stats.cache_misses.values()),
+    "hits": [sum(k.stats.cache_hits.values()) for k in kernels],
+    "misses": [sum(k.stats.cache_misses.values()) for k in kernels],
 }))
 """
+KERNELS = ["matmul_accumulate", "lstm_gates_tanh", "run_block", "lstm_layer"]
 
 
 def in_process(dtypes):
@@ -98,10 +99,11 @@ def test_unwritable_cache_directories_still_work(tmp_path):
 def test_cache_written_with_one_thread_is_loaded_with_two(tmp_path):
     cache = tmp_path / "numba_cache"
     first, info1, _ = run_script(tmp_path, "one", {"NUMBA_CACHE_DIR": str(cache), "NUMBA_NUM_THREADS": "1"})
-    assert info1["threads"] == 1 and info1["misses"] >= 1  # compiled, then written to the cache
-    assert list(cache.rglob("_kernels.lstm_layer-*.nbi")) and list(cache.rglob("_kernels.lstm_layer-*.nbc"))
+    assert info1["threads"] == 1 and min(info1["misses"]) >= 1  # compiled, then written to the cache
+    for name in KERNELS:
+        assert list(cache.rglob(f"_kernels.{name}-*.nbi")) and list(cache.rglob(f"_kernels.{name}-*.nbc")), name
     second, info2, _ = run_script(tmp_path, "two", {"NUMBA_CACHE_DIR": str(cache), "NUMBA_NUM_THREADS": "2"})
-    assert info2["threads"] == 2 and info2["hits"] >= 1 and info2["misses"] == 0  # loaded, not compiled
+    assert info2["threads"] == 2 and min(info2["hits"]) >= 1 and max(info2["misses"]) == 0  # all loaded
     expected = in_process("float32")
     assert_same(first, expected)
     assert_same(second, expected)
