@@ -1,7 +1,10 @@
 """The compiled arithmetic of fastlstm: arrays and scalars in, arrays out.
 
 Nothing here knows about cells, validation or user input; `_runner` prepares
-plain C-contiguous arrays and calls :func:`lstm_layer`.
+plain C-contiguous arrays and calls :func:`lstm_layer` (or, for batches
+smaller than the thread count, :func:`lstm_layer_split_units`).  The heavy
+functions call each other through native addresses (``_native_calls``), so
+each is compiled once; ``_runner`` looks the addresses up.
 
 Data path of one layer call::
 
@@ -508,7 +511,10 @@ def run_block(
     of every (step, running row) pair is one matrix product with many rows
     (each weight row is reused across all of them); then each step adds
     ``h @ W_h`` for the running rows and applies the gate math.
-    ``tiling = (column_tile, chunk_rows)`` bounds the cache footprint.
+    ``tiling = [column_tile, chunk_rows]`` bounds the cache footprint.  The
+    products and the gate math are :func:`matmul_accumulate` and
+    :func:`lstm_gates_tanh`/:func:`lstm_gates` (or a user activation's copy),
+    called at ``matmul_address``/``gates_address``.
     """
     rows = order[block_start:block_stop]
     n = rows.shape[0]
