@@ -101,7 +101,9 @@ def test_cache_written_with_one_thread_is_loaded_with_two(tmp_path):
     first, info1, _ = run_script(tmp_path, "one", {"NUMBA_CACHE_DIR": str(cache), "NUMBA_NUM_THREADS": "1"})
     assert info1["threads"] == 1 and min(info1["misses"]) >= 1  # compiled, then written to the cache
     for name in KERNELS:
-        assert list(cache.rglob(f"_kernels.{name}-*.nbi")) and list(cache.rglob(f"_kernels.{name}-*.nbc")), name
+        assert list(cache.rglob(f"_kernels.{name}-*.nbi")) and list(cache.rglob(f"_kernels.{name}-*.nbc")), (
+            name
+        )
     second, info2, _ = run_script(tmp_path, "two", {"NUMBA_CACHE_DIR": str(cache), "NUMBA_NUM_THREADS": "2"})
     assert info2["threads"] == 2 and min(info2["hits"]) >= 1 and max(info2["misses"]) == 0  # all loaded
     expected = in_process("float32")

@@ -33,6 +33,7 @@ CHUNK_BYTES = 256 * 1024
 SPLIT_UNITS_MIN_STEP_MACS = 2**16
 
 _custom_gates: dict[int, Callable] = {}
+_kernel_addresses: dict[tuple, tuple[int, int]] = {}
 _split_weights: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -86,14 +87,16 @@ def kernel_addresses(weights: LayerWeights) -> tuple[int, int]:
     arrays in the weights' dtype, int64 counts and flags as numba sees them.
     """
     dtype = weights.kernel.dtype
-    matrix = np.empty((0, 0), dtype)
-    scalar = dtype.type(0)
-    matmul = native_address(_kernels.matmul_accumulate, (matrix, 0, matrix, matrix, np.int64(0)))
-    gates = native_address(
-        _gates_kernel(weights.activation),
-        (matrix, 0, matrix, matrix, matrix, False, scalar, scalar, 0),
-    )
-    return matmul, gates
+    gates_kernel = _gates_kernel(weights.activation)
+    key = (dtype, id(gates_kernel))  # gate kernels live as long as the process
+    if key not in _kernel_addresses:
+        matrix = np.empty((0, 0), dtype)
+        scalar = dtype.type(0)
+        _kernel_addresses[key] = (
+            native_address(_kernels.matmul_accumulate, (matrix, 0, matrix, matrix, np.int64(0))),
+            native_address(gates_kernel, (matrix, 0, matrix, matrix, matrix, False, scalar, scalar, 0)),
+        )
+    return _kernel_addresses[key]
 
 
 def schedule_blocks(block_costs: np.ndarray, n_workers: int) -> tuple[np.ndarray, np.ndarray]:

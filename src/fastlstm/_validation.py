@@ -5,6 +5,7 @@ Messages name the offending value and, where there is one, the fix.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import operator
 import os
@@ -89,6 +90,7 @@ def as_kernel_array(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.array(array, dtype=dtype, order="C", copy=True)
 
 
+@functools.cache
 def _physical_memory() -> int:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
