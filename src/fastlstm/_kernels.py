@@ -27,7 +27,6 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from ._config import CALLED_BY_ADDRESS, GATE_OPTIONS, kernel_jit
-from ._native_calls import call_compiled
 
 # Activation codes understood by the kernels (see activations.py for the names).
 TANH, RELU, SIGMOID, LINEAR, SOFTSIGN, ELU, HARD_SIGMOID, RELU6, SELU, SWISH = range(10)
@@ -303,6 +302,36 @@ def _axpy8_four_rows(g0, g1, g2, g3, a, b, c, d, w0, w1, w2, w3, w4, w5, w6, w7)
         g1[n] = g1[n] + b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3 + b4 * v4 + b5 * v5 + b6 * v6 + b7 * v7
         g2[n] = g2[n] + c0 * v0 + c1 * v1 + c2 * v2 + c3 * v3 + c4 * v4 + c5 * v5 + c6 * v6 + c7 * v7
         g3[n] = g3[n] + d0 * v0 + d1 * v1 + d2 * v2 + d3 * v3 + d4 * v4 + d5 * v5 + d6 * v6 + d7 * v7
+
+
+@intrinsic
+def call_compiled(typingctx, address, args):
+    """Call the numba-compiled function at ``address`` with the arguments ``args``.
+
+    ``address`` is the native entry point of a function compiled for exactly
+    the types of the tuple ``args`` and returning nothing (see
+    ``_native_calls.native_address``).  The callee's code is not linked into the
+    caller: it is compiled, optimised and cached once, on its own, instead of
+    again inside every parallel kernel that runs it.  An exception raised by
+    the callee propagates to the caller.  It lives in this module because
+    numba's cache watches only the file a kernel is defined in: editing it
+    here drops the cached kernels that use it.
+    """
+    if not isinstance(address, types.Integer) or not isinstance(args, types.BaseTuple):
+        return None
+    arg_types = list(args.types)
+
+    def codegen(context, builder, sig, llvm_args):
+        address_value, packed = llvm_args
+        values = [builder.extract_value(packed, i) for i in range(len(arg_types))]
+        function_type = context.call_conv.get_function_type(types.none, arg_types)
+        function = builder.inttoptr(address_value, function_type.as_pointer())
+        status, _ = context.call_conv.call_function(builder, function, types.none, arg_types, values)
+        with cgutils.if_unlikely(builder, status.is_error):
+            context.call_conv.return_status_propagate(builder, status)
+        return context.get_dummy_value()
+
+    return types.none(address, args), codegen
 
 
 @kernel_jit(**CALLED_BY_ADDRESS)

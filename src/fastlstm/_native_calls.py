@@ -1,18 +1,18 @@
-"""Calls from one compiled kernel to another through a native address.
+"""Addresses of compiled kernels, for kernels that call each other through them.
 
 numba normally links a called function's code into its caller, and optimises
 and generates machine code for it again there; with the parallel kernels that
-happens at three levels (function, gufunc, parallel wrapper), which made a
+happened at three levels (function, gufunc, parallel wrapper), which made a
 first run on an empty cache take ~15 s.  Calling through an address instead
 compiles each heavy function once, on its own, and numba caches each one on
 disk separately.
 
-:func:`native_address` (Python) compiles, or loads from the cache, a function
-for the exact types of some arguments and returns its entry point;
-:func:`call_compiled` (inside a kernel) calls such an address with arguments
-of those types.  The caller must pass arguments whose numba types are exactly
-the ones the address was compiled for: the runner builds every array it
-passes C-contiguous in the weights' dtype.
+:func:`native_address` compiles, or loads from the cache, a function for the
+exact types of some arguments and returns its entry point;
+``_kernels.call_compiled`` (inside a kernel) calls such an address with
+arguments of those types.  The caller must pass arguments whose numba types
+are exactly the ones the address was compiled for: the runner builds every
+array it passes C-contiguous in the weights' dtype.
 """
 
 from __future__ import annotations
@@ -22,39 +22,9 @@ from collections.abc import Callable
 import numba
 import numpy as np
 from numba import types
-from numba.core import cgutils
 from numba.core.typing import signature
-from numba.extending import intrinsic
 
 _addresses: dict[tuple, int] = {}
-
-
-@intrinsic
-def call_compiled(typingctx, address, args):
-    """Call the numba-compiled function at ``address`` with the arguments ``args``.
-
-    ``address`` is the native entry point of a function compiled for exactly
-    the types of the tuple ``args`` and returning nothing (see
-    :func:`native_address`).  The callee's code is not linked into the
-    caller: it is compiled, optimised and cached once, on its own, instead of
-    again inside every parallel kernel that runs it.  An exception raised by
-    the callee propagates to the caller.
-    """
-    if not isinstance(address, types.Integer) or not isinstance(args, types.BaseTuple):
-        return None
-    arg_types = list(args.types)
-
-    def codegen(context, builder, sig, llvm_args):
-        address_value, packed = llvm_args
-        values = [builder.extract_value(packed, i) for i in range(len(arg_types))]
-        function_type = context.call_conv.get_function_type(types.none, arg_types)
-        function = builder.inttoptr(address_value, function_type.as_pointer())
-        status, _ = context.call_conv.call_function(builder, function, types.none, arg_types, values)
-        with cgutils.if_unlikely(builder, status.is_error):
-            context.call_conv.return_status_propagate(builder, status)
-        return context.get_dummy_value()
-
-    return types.none(address, args), codegen
 
 
 # The array flags numba's array types depend on: C/F contiguity, alignment, writeability.
