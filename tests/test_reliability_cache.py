@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -56,9 +57,9 @@ def in_process(dtypes):
     return arrays
 
 
-def run_script(tmp_path, name, env_changes, dtypes="float32"):
+def run_script(tmp_path, name, env_changes, dtypes="float32", drop=()):
     target = tmp_path / f"{name}.npz"
-    env = {**os.environ, **env_changes}
+    env = {key: value for key, value in {**os.environ, **env_changes}.items() if key not in drop}
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(target), dtypes],
         check=False,
@@ -106,6 +107,27 @@ def test_cache_written_with_one_thread_is_loaded_with_two(tmp_path):
         )
     second, info2, _ = run_script(tmp_path, "two", {"NUMBA_CACHE_DIR": str(cache), "NUMBA_NUM_THREADS": "2"})
     assert info2["threads"] == 2 and min(info2["hits"]) >= 1 and max(info2["misses"]) == 0  # all loaded
+    expected = in_process("float32")
+    assert_same(first, expected)
+    assert_same(second, expected)
+
+
+def test_read_only_install_caches_in_the_user_cache_directory(tmp_path):
+    """Package directory not writable, no NUMBA_CACHE_DIR: numba's user-wide cache
+    directory (XDG_CACHE_HOME/numba) takes the kernels, and the next process loads them."""
+    site = tmp_path / "site"
+    shutil.copytree(
+        Path(fastlstm.__file__).parent, site / "fastlstm", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for package in (site / "fastlstm", site / "fastlstm" / "io"):
+        (package / "__pycache__").write_text("stands in for a read-only directory")
+    env = {"PYTHONPATH": str(site), "XDG_CACHE_HOME": str(tmp_path / "user_cache")}
+    first, info1, _ = run_script(tmp_path, "first", env, drop=("NUMBA_CACHE_DIR",))
+    assert min(info1["misses"]) >= 1
+    for name in KERNELS:
+        assert list((tmp_path / "user_cache" / "numba").rglob(f"_kernels.{name}-*.nbc")), name
+    second, info2, _ = run_script(tmp_path, "second", env, drop=("NUMBA_CACHE_DIR",))
+    assert min(info2["hits"]) >= 1 and max(info2["misses"]) == 0
     expected = in_process("float32")
     assert_same(first, expected)
     assert_same(second, expected)
