@@ -10,6 +10,7 @@ import heapq
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -200,7 +201,6 @@ def run_layer(
     out = np.empty(out_shape, dtype)
 
     n_workers = numba.get_num_threads()
-    order = np.argsort(-lengths, kind="stable")
     units = weights.units
     inf = np.inf
     scalars = np.array(
@@ -213,88 +213,71 @@ def run_layer(
     )
     chunk_bytes = min(CHUNK_BYTES, out.nbytes // (4 * n_workers))
     tiling = np.array([COLUMN_TILE, max(1, chunk_bytes // (4 * units * dtype.itemsize))], dtype=np.int64)
-    matmul_address, gates_address = kernel_addresses(weights)
-    x2d, out2d = x.reshape(batch * max_time, depth), out.reshape(batch * max_time, out_depth)
+    layer = LayerArrays(
+        x=x.reshape(batch * max_time, depth),
+        x_batch_stride=x_strides[0],
+        x_time_stride=x_strides[1],
+        max_time=max_time,
+        lengths=lengths,
+        order=np.argsort(-lengths, kind="stable"),
+        reverse=reverse,
+        c0=c0,
+        h0=h0,
+        out=out.reshape(batch * max_time, out_depth),
+        c_final=c_final,
+        h_final=h_final,
+    )
     if split_units is None:
         split_units = use_split_units(weights, batch, n_workers)
-    if split_units:
-        n_parts = max(n_workers, 2)
-        w_x_parts, w_h_parts, bias_parts, peephole_parts = split_weights(weights, n_parts)
-        part_units = peephole_parts.shape[2]
-        chunk_steps = max(1, int(tiling[1]) // batch)
-        x_rows = np.empty((chunk_steps * batch, depth), dtype)
-        h = np.empty((batch, units), dtype)
-        h_next = np.empty((batch, units), dtype)
-        c = np.zeros((n_parts, batch, part_units), dtype)  # padded units stay zero
-        step_args = (
-            matmul_address,
-            gates_address,
-            x_rows,
-            w_x_parts,
-            w_h_parts,
-            bias_parts,
-            scalars,
-            peephole_parts,
-            weights.peepholes is not None,
-            weights.activation.code,
-            int(tiling[0]),
-            np.empty((n_parts, chunk_steps * batch, 4 * part_units), dtype),
-            h,
-            h_next,
-            c,
-            np.empty((n_parts, batch, part_units), dtype),
-            order,
-            lengths,
-            reverse,
-            out2d,
-            x_strides[0],
-            x_strides[1],
-        )
-        step_address = native_address(_kernels.step_unit_part, (0, 0, 0, 0, 0, *step_args))
-        _kernels.lstm_layer_split_units(
-            step_address,
-            step_args,
-            x2d,
-            x_strides[0],
-            x_strides[1],
-            max_time,
-            lengths,
-            reverse,
-            order,
-            chunk_steps,
-            x_rows,
-            np.empty(chunk_steps + 1, np.int64),
-            h,
-            h_next,
-            c,
-            c0,
-            h0,
-            out2d,
-            x_strides[0],
-            x_strides[1],
-            c_final,
-            h_final,
-        )
-        return out, c_final, h_final
+    run = _run_units_split if split_units else _run_rows_spread
+    run(weights, layer, scalars, tiling, n_workers)
+    return out, c_final, h_final
 
+
+class LayerArrays(NamedTuple):
+    """A layer call's inputs, outputs and row order, as the kernels see them.
+
+    ``x``/``out`` are 2-D ``[batch * max_time, depth]`` views; step ``t`` of row
+    ``b`` is line ``b * x_batch_stride + t * x_time_stride`` of both.
+    """
+
+    x: np.ndarray
+    x_batch_stride: int
+    x_time_stride: int
+    max_time: int
+    lengths: np.ndarray
+    order: np.ndarray  # rows by decreasing length
+    reverse: bool
+    c0: np.ndarray
+    h0: np.ndarray
+    out: np.ndarray
+    c_final: np.ndarray
+    h_final: np.ndarray
+
+
+def _run_rows_spread(
+    weights: LayerWeights, layer: LayerArrays, scalars: np.ndarray, tiling: np.ndarray, n_workers: int
+) -> None:
+    """Blocks of rows spread over the workers: :func:`_kernels.lstm_layer`."""
+    dtype = weights.kernel.dtype
+    batch = layer.lengths.shape[0]
     rows_per_block = block_rows(batch, n_workers)
     block_ptr = np.append(np.arange(0, batch, rows_per_block), batch).astype(np.int64)
-    block_costs = np.add.reduceat(lengths[order], block_ptr[:-1])
+    block_costs = np.add.reduceat(layer.lengths[layer.order], block_ptr[:-1])
     worker_ptr, worker_blocks = schedule_blocks(block_costs, n_workers)
     peepholes = weights.peepholes
     if peepholes is None:
-        peepholes = np.zeros((3, units), dtype)
+        peepholes = np.zeros((3, weights.units), dtype)
     projection = weights.projection
     if projection is None:
         projection = np.zeros((1, 1), dtype)
     block_args = (
-        matmul_address,
-        gates_address,
-        x2d,
-        x_strides[0],
-        x_strides[1],
-        max_time,
-        lengths,
+        *kernel_addresses(weights),
+        layer.x,
+        layer.x_batch_stride,
+        layer.x_time_stride,
+        layer.max_time,
+        layer.lengths,
         weights.kernel,
         weights.bias,
         scalars,
@@ -303,16 +286,80 @@ def run_layer(
         projection,
         weights.projection is not None,
         weights.activation.code,
-        reverse,
+        layer.reverse,
         tiling,
-        c0,
-        h0,
-        out2d,
-        x_strides[0],
-        x_strides[1],
-        c_final,
-        h_final,
+        layer.c0,
+        layer.h0,
+        layer.out,
+        layer.x_batch_stride,
+        layer.x_time_stride,
+        layer.c_final,
+        layer.h_final,
     )
-    block_address = native_address(_kernels.run_block, (order, 0, 0, *block_args))
-    _kernels.lstm_layer(block_address, order, block_ptr, worker_ptr, worker_blocks, block_args)
-    return out, c_final, h_final
+    block_address = native_address(_kernels.run_block, (layer.order, 0, 0, *block_args))
+    _kernels.lstm_layer(block_address, layer.order, block_ptr, worker_ptr, worker_blocks, block_args)
+
+
+def _run_units_split(
+    weights: LayerWeights, layer: LayerArrays, scalars: np.ndarray, tiling: np.ndarray, n_workers: int
+) -> None:
+    """One block, the units split over the workers: :func:`_kernels.lstm_layer_split_units`."""
+    dtype = weights.kernel.dtype
+    batch = layer.lengths.shape[0]
+    units, depth = weights.units, weights.in_depth
+    n_parts = max(n_workers, 2)
+    w_x_parts, w_h_parts, bias_parts, peephole_parts = split_weights(weights, n_parts)
+    part_units = peephole_parts.shape[2]
+    chunk_steps = max(1, int(tiling[1]) // batch)
+    x_rows = np.empty((chunk_steps * batch, depth), dtype)
+    h = np.empty((batch, units), dtype)
+    h_next = np.empty((batch, units), dtype)
+    c = np.zeros((n_parts, batch, part_units), dtype)  # padded units stay zero
+    step_args = (
+        *kernel_addresses(weights),
+        x_rows,
+        w_x_parts,
+        w_h_parts,
+        bias_parts,
+        scalars,
+        peephole_parts,
+        weights.peepholes is not None,
+        weights.activation.code,
+        int(tiling[0]),
+        np.empty((n_parts, chunk_steps * batch, 4 * part_units), dtype),
+        h,
+        h_next,
+        c,
+        np.empty((n_parts, batch, part_units), dtype),
+        layer.order,
+        layer.lengths,
+        layer.reverse,
+        layer.out,
+        layer.x_batch_stride,
+        layer.x_time_stride,
+    )
+    step_address = native_address(_kernels.step_unit_part, (0, 0, 0, 0, 0, *step_args))
+    _kernels.lstm_layer_split_units(
+        step_address,
+        step_args,
+        layer.x,
+        layer.x_batch_stride,
+        layer.x_time_stride,
+        layer.max_time,
+        layer.lengths,
+        layer.reverse,
+        layer.order,
+        chunk_steps,
+        x_rows,
+        np.empty(chunk_steps + 1, np.int64),
+        h,
+        h_next,
+        c,
+        layer.c0,
+        layer.h0,
+        layer.out,
+        layer.x_batch_stride,
+        layer.x_time_stride,
+        layer.c_final,
+        layer.h_final,
+    )
