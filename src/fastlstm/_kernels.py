@@ -22,8 +22,10 @@ from __future__ import annotations
 import types as pytypes
 
 import numpy as np
+from llvmlite import binding as llvm_binding
+from llvmlite import ir
 from numba import njit, prange, types
-from numba.core import cgutils
+from numba.core import cgutils, config
 from numba.extending import intrinsic, overload
 
 from ._config import CALLED_BY_ADDRESS, GATE_OPTIONS, kernel_jit
@@ -251,59 +253,6 @@ def _axpy8(g, a, w0, w1, w2, w3, w4, w5, w6, w7):
         )
 
 
-@kernel_jit(inline="always")
-def _axpy8_four_rows(g0, g1, g2, g3, a, b, c, d, w0, w1, w2, w3, w4, w5, w6, w7):
-    """:func:`_axpy8` for four rows at once, sharing each load of ``w``.
-
-    Every element sees exactly the operations of :func:`_axpy8`.
-    """
-    a0 = a[0]
-    a1 = a[1]
-    a2 = a[2]
-    a3 = a[3]
-    a4 = a[4]
-    a5 = a[5]
-    a6 = a[6]
-    a7 = a[7]
-    b0 = b[0]
-    b1 = b[1]
-    b2 = b[2]
-    b3 = b[3]
-    b4 = b[4]
-    b5 = b[5]
-    b6 = b[6]
-    b7 = b[7]
-    c0 = c[0]
-    c1 = c[1]
-    c2 = c[2]
-    c3 = c[3]
-    c4 = c[4]
-    c5 = c[5]
-    c6 = c[6]
-    c7 = c[7]
-    d0 = d[0]
-    d1 = d[1]
-    d2 = d[2]
-    d3 = d[3]
-    d4 = d[4]
-    d5 = d[5]
-    d6 = d[6]
-    d7 = d[7]
-    for n in range(g0.shape[0]):
-        v0 = w0[n]
-        v1 = w1[n]
-        v2 = w2[n]
-        v3 = w3[n]
-        v4 = w4[n]
-        v5 = w5[n]
-        v6 = w6[n]
-        v7 = w7[n]
-        g0[n] = g0[n] + a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3 + a4 * v4 + a5 * v5 + a6 * v6 + a7 * v7
-        g1[n] = g1[n] + b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3 + b4 * v4 + b5 * v5 + b6 * v6 + b7 * v7
-        g2[n] = g2[n] + c0 * v0 + c1 * v1 + c2 * v2 + c3 * v3 + c4 * v4 + c5 * v5 + c6 * v6 + c7 * v7
-        g3[n] = g3[n] + d0 * v0 + d1 * v1 + d2 * v2 + d3 * v3 + d4 * v4 + d5 * v5 + d6 * v6 + d7 * v7
-
-
 @intrinsic
 def call_compiled(typingctx, address, args):
     """Call the numba-compiled function at ``address`` with the arguments ``args``.
@@ -334,63 +283,166 @@ def call_compiled(typingctx, address, args):
     return types.none(address, args), codegen
 
 
+def _register_tile(n_rows, n_vectors):
+    """An intrinsic ``g[row:row + n_rows, col:col + width] += a[rows, k0:k1] @ w[k0:k1, col:col + width]``.
+
+    ``width`` is ``n_vectors`` SIMD registers of ``g``'s dtype.  The
+    ``n_rows * n_vectors`` accumulators stay in registers for the whole panel
+    ``k0 <= k < k1``: per ``k``, ``n_vectors`` loads of ``w``, one broadcast of
+    ``a`` per row and one multiply-add (``llvm.fmuladd``: fused exactly where
+    numba's ``contract`` would fuse) per accumulator.  Each element therefore
+    gets the same chain of multiply-adds, in increasing ``k``, as in the loop
+    form of :func:`_axpy8`.  Arrays are C-contiguous; bounds are the caller's.
+    """
+
+    @intrinsic
+    def register_tile(typingctx, a, row, w, g, col, k_start, k_stop):
+        if not all(isinstance(arg, types.Array) and arg.layout == "C" and arg.ndim == 2 for arg in (a, w, g)):
+            return None
+        dtype = g.dtype
+
+        def codegen(context, builder, sig, args):
+            a_array, w_array, g_array = (
+                context.make_array(sig.args[i])(context, builder, args[i]) for i in (0, 2, 3)
+            )
+            row_index, col_index, k_first, k_last = args[1], args[4], args[5], args[6]
+            element = context.get_value_type(dtype)
+            itemsize = context.get_abi_sizeof(element)
+            lanes = VECTOR_BYTES // itemsize
+            vector = ir.VectorType(element, lanes)
+            int64 = ir.IntType(64)
+            byte_ptr = ir.IntType(8).as_pointer()
+
+            def pointer(array, row_offset, col_offset, pointee):
+                row_stride = builder.extract_value(array.strides, 0)
+                offset = builder.add(
+                    builder.mul(row_offset, row_stride), builder.mul(col_offset, ir.Constant(int64, itemsize))
+                )
+                address = builder.gep(builder.bitcast(array.data, byte_ptr), [offset])
+                return builder.bitcast(address, pointee.as_pointer())
+
+            def plus(value, constant):
+                return builder.add(value, ir.Constant(int64, constant))
+
+            muladd = cgutils.get_or_insert_function(
+                builder.module,
+                ir.FunctionType(vector, [vector, vector, vector]),
+                f"llvm.fmuladd.v{lanes}f{8 * itemsize}",
+            )
+            splat = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+            g_pointers, accumulators = [], []
+            for r in range(n_rows):
+                for v in range(n_vectors):
+                    g_pointer = pointer(g_array, plus(row_index, r), plus(col_index, v * lanes), vector)
+                    accumulator = cgutils.alloca_once(builder, vector)
+                    builder.store(builder.load(g_pointer, align=itemsize), accumulator)
+                    g_pointers.append(g_pointer)
+                    accumulators.append(accumulator)
+            a_rows = [
+                pointer(a_array, plus(row_index, r), ir.Constant(int64, 0), element) for r in range(n_rows)
+            ]
+            with cgutils.for_range_slice(builder, k_first, k_last, ir.Constant(int64, 1)) as (k, _):
+                w_vectors = [
+                    builder.load(pointer(w_array, k, plus(col_index, v * lanes), vector), align=itemsize)
+                    for v in range(n_vectors)
+                ]
+                for r in range(n_rows):
+                    scalar = builder.load(builder.gep(a_rows[r], [k]))
+                    lane0 = builder.insert_element(
+                        ir.Constant(vector, ir.Undefined), scalar, ir.Constant(ir.IntType(32), 0)
+                    )
+                    broadcast = builder.shuffle_vector(lane0, ir.Constant(vector, ir.Undefined), splat)
+                    for v in range(n_vectors):
+                        accumulator = accumulators[r * n_vectors + v]
+                        builder.store(
+                            builder.call(muladd, [broadcast, w_vectors[v], builder.load(accumulator)]),
+                            accumulator,
+                        )
+            for g_pointer, accumulator in zip(g_pointers, accumulators):
+                builder.store(builder.load(accumulator), g_pointer, align=itemsize)
+            return context.get_dummy_value()
+
+        return types.none(a, row, w, g, col, k_start, k_stop), codegen
+
+    return register_tile
+
+
+def _vector_bytes() -> int:
+    """Bytes per SIMD register of the target numba compiles for: 64 with AVX-512, else 32."""
+    features = config.CPU_FEATURES or llvm_binding.get_host_cpu_features().flatten()
+    return 64 if "+avx512f" in features.split(",") else 32
+
+
+VECTOR_BYTES = _vector_bytes()
+# Registers per tile row: 4 rows x 4 accumulators of the 32 AVX-512 registers, 4 x 2 of AVX2's 16.
+TILE_VECTORS = 4 if VECTOR_BYTES == 64 else 2
+# Weight rows per register-tile pass: a tile's panel of w (K_PANEL x tile width) stays in L1.
+K_PANEL = 128
+_wide_tile = _register_tile(4, TILE_VECTORS)
+_narrow_tile = _register_tile(4, 1)
+
+
 @kernel_jit(**CALLED_BY_ADDRESS)
 def matmul_accumulate(a, n_rows, w, g, column_tile):
     """``g[:n_rows] += a[:n_rows] @ w`` with a fixed summation order per element.
 
-    Columns are tiled so a tile of ``w`` stays in cache while every row of the
-    block uses it; within a tile, eight rows of ``w`` are applied per pass over
-    two rows of ``g`` (contiguous, vectorised along the columns).  Whatever the
-    number of rows, element ``g[r, n]`` always receives the same sequence of
-    fused multiply-adds, in increasing ``k``.
+    Whatever path computes it, element ``g[r, n]`` receives ``a[r, 0] *
+    w[0, n]``, ``a[r, 1] * w[1, n]``, ... one multiply-add at a time in
+    increasing ``k``, so a row's result never depends on the other rows.
+    Rows in groups of four go through register tiles (4 rows x
+    ``TILE_VECTORS`` SIMD registers of columns, then 4 x 1 for the columns
+    left, then a scalar loop for the last few), one panel of ``K_PANEL``
+    weight rows at a time.  The last ``n_rows % 4`` rows apply eight weight
+    rows per pass along the row, columns tiled by ``column_tile`` (the form
+    that suits a single row: a matrix-vector product).
     """
     depth = a.shape[1]
     width = w.shape[1]
+    lanes = VECTOR_BYTES // g.itemsize
+    groups = n_rows // 4
+    n = 0
+    while n + TILE_VECTORS * lanes <= width:
+        for k0 in range(0, depth, K_PANEL):
+            k1 = min(k0 + K_PANEL, depth)
+            for q in range(groups):
+                _wide_tile(a, 4 * q, w, g, n, k0, k1)
+        n += TILE_VECTORS * lanes
+    while n + lanes <= width:
+        for k0 in range(0, depth, K_PANEL):
+            k1 = min(k0 + K_PANEL, depth)
+            for q in range(groups):
+                _narrow_tile(a, 4 * q, w, g, n, k0, k1)
+        n += lanes
+    for r in range(4 * groups):
+        for k in range(depth):
+            ak = a[r, k]
+            for c in range(n, width):
+                g[r, c] = g[r, c] + ak * w[k, c]
     for n0 in range(0, width, column_tile):
         n1 = n0 + column_tile if n0 + column_tile < width else width
-        k = 0
-        while k + 8 <= depth:
-            w0 = w[k, n0:n1]
-            w1 = w[k + 1, n0:n1]
-            w2 = w[k + 2, n0:n1]
-            w3 = w[k + 3, n0:n1]
-            w4 = w[k + 4, n0:n1]
-            w5 = w[k + 5, n0:n1]
-            w6 = w[k + 6, n0:n1]
-            w7 = w[k + 7, n0:n1]
-            r = 0
-            while r + 4 <= n_rows:
-                _axpy8_four_rows(
-                    g[r, n0:n1],
-                    g[r + 1, n0:n1],
-                    g[r + 2, n0:n1],
-                    g[r + 3, n0:n1],
+        for r in range(4 * groups, n_rows):
+            gr = g[r, n0:n1]
+            k = 0
+            while k + 8 <= depth:
+                _axpy8(
+                    gr,
                     a[r, k : k + 8],
-                    a[r + 1, k : k + 8],
-                    a[r + 2, k : k + 8],
-                    a[r + 3, k : k + 8],
-                    w0,
-                    w1,
-                    w2,
-                    w3,
-                    w4,
-                    w5,
-                    w6,
-                    w7,
+                    w[k, n0:n1],
+                    w[k + 1, n0:n1],
+                    w[k + 2, n0:n1],
+                    w[k + 3, n0:n1],
+                    w[k + 4, n0:n1],
+                    w[k + 5, n0:n1],
+                    w[k + 6, n0:n1],
+                    w[k + 7, n0:n1],
                 )
-                r += 4
-            while r < n_rows:
-                _axpy8(g[r, n0:n1], a[r, k : k + 8], w0, w1, w2, w3, w4, w5, w6, w7)
-                r += 1
-            k += 8
-        while k < depth:
-            w0 = w[k, n0:n1]
-            for r in range(n_rows):
-                gr = g[r, n0:n1]
+                k += 8
+            while k < depth:
                 ak = a[r, k]
-                for n in range(gr.shape[0]):
-                    gr[n] = gr[n] + ak * w0[n]
-            k += 1
+                wk = w[k, n0:n1]
+                for c in range(gr.shape[0]):
+                    gr[c] = gr[c] + ak * wk[c]
+                k += 1
 
 
 @kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
