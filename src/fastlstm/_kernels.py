@@ -22,10 +22,10 @@ from __future__ import annotations
 import types as pytypes
 
 import numpy as np
-from llvmlite import binding as llvm_binding
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils, config
+from numba.core.codegen import get_host_cpu_features
 from numba.extending import intrinsic, overload
 
 from ._config import CALLED_BY_ADDRESS, GATE_OPTIONS, kernel_jit
@@ -368,8 +368,12 @@ def _register_tile(n_rows, n_vectors):
 
 
 def _vector_bytes() -> int:
-    """Bytes per SIMD register of the target numba compiles for: 64 with AVX-512, else 32."""
-    features = config.CPU_FEATURES or llvm_binding.get_host_cpu_features().flatten()
+    """Bytes per SIMD register of the target numba compiles for: 64 with AVX-512, else 32.
+
+    The same features numba's code generator uses (``NUMBA_CPU_FEATURES`` if
+    set, else the host's); numba's cache is keyed by them too.
+    """
+    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else get_host_cpu_features()
     return 64 if "+avx512f" in features.split(",") else 32
 
 
