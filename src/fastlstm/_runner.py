@@ -107,9 +107,13 @@ def schedule_blocks(block_costs: np.ndarray, n_workers: int) -> tuple[np.ndarray
     ``worker_blocks[worker_ptr[w]:worker_ptr[w + 1]]``.  Which worker runs a
     block never changes its results, only the balance of the threads.
     """
+    by_cost = np.argsort(-block_costs, kind="stable")
+    if block_costs.shape[0] <= n_workers:  # one block per worker: the k-th costliest to worker k
+        worker_ptr = np.minimum(np.arange(n_workers + 1), block_costs.shape[0]).astype(np.int64)
+        return worker_ptr, by_cost.astype(np.int64)
     load = [(0, w) for w in range(n_workers)]
     owner = np.empty(block_costs.shape[0], dtype=np.int64)
-    for blk in np.argsort(-block_costs, kind="stable"):
+    for blk in by_cost:
         worker_load, worker = heapq.heappop(load)
         owner[blk] = worker
         heapq.heappush(load, (worker_load + int(block_costs[blk]), worker))
