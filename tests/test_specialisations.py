@@ -8,6 +8,7 @@ import numpy as np
 
 import fastlstm
 from fastlstm import _kernels
+from fastlstm._runner import run_layer
 
 KERNELS = {
     "matmul_accumulate": _kernels.matmul_accumulate,
@@ -15,6 +16,7 @@ KERNELS = {
     "lstm_gates": _kernels.lstm_gates,
     "run_block": _kernels.run_block,
     "lstm_layer": _kernels.lstm_layer,
+    "lstm_layer_serial": _kernels.lstm_layer_serial,
     "step_unit_part": _kernels.step_unit_part,
     "lstm_layer_split_units": _kernels.lstm_layer_split_units,
 }
@@ -74,6 +76,10 @@ def test_one_specialisation_per_dtype_whatever_the_inputs(rng):
         fastlstm.dynamic_rnn(wide, rng.standard_normal((1, 2, 8)), dtype=dtype)
         initial = fastlstm.LSTMStateTuple(np.ones((1, 128), dtype), np.ones((1, 128), dtype))
         fastlstm.dynamic_rnn(wide, rng.standard_normal((1, 2, 8)), initial_state=initial)
+        # The serial kernel of processes forked after numba's threads started (see test_reliability_fork).
+        weights = wide._weights(np.dtype(dtype))
+        state = np.zeros((2, 128), dtype)
+        run_layer(weights, np.zeros((2, 3, 8), dtype), np.array([3, 1]), state, state, False, serial=True)
 
     counts = {name: len(kernel.signatures) for name, kernel in KERNELS.items()}
     assert counts == dict.fromkeys(KERNELS, 2), counts

@@ -807,6 +807,17 @@ def lstm_layer(block_address, order, block_ptr, worker_ptr, worker_blocks, block
             call_compiled(block_address, (order, block_ptr[blk], block_ptr[blk + 1]) + block_args)
 
 
+@kernel_jit(no_cfunc_wrapper=True)
+def lstm_layer_serial(block_address, order, block_ptr, block_args):
+    """:func:`lstm_layer` on the calling thread alone, block after block.
+
+    For processes forked after numba's OpenMP threads started (GNU OpenMP
+    cannot run in such a child: numba terminates it); same blocks, same bits.
+    """
+    for blk in range(block_ptr.shape[0] - 1):
+        call_compiled(block_address, (order, block_ptr[blk], block_ptr[blk + 1]) + block_args)
+
+
 def specialise_for_activation(user_activation):
     """A private copy of :func:`lstm_gates` that applies ``user_activation``.
 

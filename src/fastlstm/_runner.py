@@ -7,6 +7,7 @@ worker threads; nothing here checks user input (that is `_validation`'s job).
 from __future__ import annotations
 
 import heapq
+import os
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import NamedTuple
 
 import numba
 import numpy as np
+from numba.np.ufunc import parallel as numba_parallel
 
 from . import _kernels
 from ._native_calls import native_address
@@ -34,6 +36,8 @@ CHUNK_BYTES = 256 * 1024
 SPLIT_UNITS_MIN_STEP_MACS = 2**16
 
 _custom_gates: dict[int, Callable] = {}
+# Set in a process forked after numba's OpenMP threads started: no parallel kernel may run here.
+_forked_from_openmp = False
 _kernel_addresses: dict[tuple, tuple[int, int]] = {}
 _split_weights: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -62,6 +66,23 @@ class LayerWeights:
     @property
     def in_depth(self) -> int:
         return self.kernel.shape[0] - self.out_depth
+
+
+def _note_fork_in_child() -> None:
+    """After ``fork``: GNU OpenMP (numba's ``omp`` threading layer) cannot be used in the child.
+
+    numba terminates a forked child that launches a parallel kernel once the
+    parent has started its OpenMP threads, which is what ``multiprocessing``'s
+    default start method on Linux does to every pool worker.  Such a child runs
+    the serial kernel instead (one thread, the same bits).
+    """
+    global _forked_from_openmp
+    if numba_parallel._is_initialized and numba_parallel.threading_layer() == "omp":
+        _forked_from_openmp = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_note_fork_in_child)
 
 
 def block_rows(batch: int, n_workers: int) -> int:
@@ -179,6 +200,7 @@ def run_layer(
     time_major: bool,
     reverse: bool = False,
     split_units: bool | None = None,
+    serial: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run one layer; returns ``(outputs, c_final, h_final)``.
 
@@ -187,8 +209,11 @@ def run_layer(
     ``c0``/``h0`` C-contiguous ``[batch, units]``/``[batch, out_depth]``.
     With ``reverse`` each row runs backwards within its own length.
     ``split_units`` picks the kernel (None: :func:`use_split_units` decides);
-    both give bitwise the same results.
+    both give bitwise the same results.  ``serial`` runs the blocks one after
+    the other on the calling thread (same bits), as every call does in a
+    process forked after numba's OpenMP threads started.
     """
+    serial = serial or _forked_from_openmp
     dtype = weights.kernel.dtype
     if time_major:
         max_time, batch, depth = x.shape
@@ -204,7 +229,7 @@ def run_layer(
         return np.zeros(out_shape, dtype), c_final, h_final
     out = np.empty(out_shape, dtype)
 
-    n_workers = numba.get_num_threads()
+    n_workers = 1 if serial else numba.get_num_threads()
     units = weights.units
     inf = np.inf
     scalars = np.array(
@@ -231,10 +256,12 @@ def run_layer(
         c_final=c_final,
         h_final=h_final,
     )
-    if split_units is None:
-        split_units = use_split_units(weights, batch, n_workers)
-    run = _run_units_split if split_units else _run_rows_spread
-    run(weights, layer, scalars, tiling, n_workers)
+    if serial:
+        _run_rows_spread(weights, layer, scalars, tiling, 1, serial=True)
+    elif split_units or (split_units is None and use_split_units(weights, batch, n_workers)):
+        _run_units_split(weights, layer, scalars, tiling, n_workers)
+    else:
+        _run_rows_spread(weights, layer, scalars, tiling, n_workers)
     return out, c_final, h_final
 
 
@@ -260,9 +287,14 @@ class LayerArrays(NamedTuple):
 
 
 def _run_rows_spread(
-    weights: LayerWeights, layer: LayerArrays, scalars: np.ndarray, tiling: np.ndarray, n_workers: int
+    weights: LayerWeights,
+    layer: LayerArrays,
+    scalars: np.ndarray,
+    tiling: np.ndarray,
+    n_workers: int,
+    serial: bool = False,
 ) -> None:
-    """Blocks of rows spread over the workers: :func:`_kernels.lstm_layer`."""
+    """Blocks of rows spread over the workers: :func:`_kernels.lstm_layer` (``serial``: one after another)."""
     dtype = weights.kernel.dtype
     batch = layer.lengths.shape[0]
     rows_per_block = block_rows(batch, n_workers)
@@ -301,7 +333,10 @@ def _run_rows_spread(
         layer.h_final,
     )
     block_address = native_address(_kernels.run_block, (layer.order, 0, 0, *block_args))
-    _kernels.lstm_layer(block_address, layer.order, block_ptr, worker_ptr, worker_blocks, block_args)
+    if serial:
+        _kernels.lstm_layer_serial(block_address, layer.order, block_ptr, block_args)
+    else:
+        _kernels.lstm_layer(block_address, layer.order, block_ptr, worker_ptr, worker_blocks, block_args)
 
 
 def _run_units_split(

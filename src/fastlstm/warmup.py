@@ -1,8 +1,9 @@
 """Precompile fastlstm's kernels into numba's on-disk cache.
 
 Per dtype: the matrix product, the gate math (tanh, and the other built-in
-activations), the block kernel and two parallel layer kernels (rows spread
-over threads, and units spread over threads for tiny batches).  numba compiles
+activations), the block kernel, two parallel layer kernels (rows spread over
+threads, and units spread over threads for tiny batches) and the serial one
+that processes forked from a parent running numba's threads use.  numba compiles
 a kernel the first time it runs and caches it on disk, so a process that calls
 :func:`warmup` once (e.g. while a container image is built) spares every later
 process the compile time.
@@ -64,5 +65,7 @@ def warmup(dtypes: Iterable[Any] = ("float32", "float64")) -> dict[str, float]:
             )
             for split_units in (False, True):
                 run_layer(weights, x, lengths, state, state, time_major=False, split_units=split_units)
+        # the serial layer kernel of processes forked after numba's threads started
+        run_layer(weights, x, lengths, state, state, time_major=False, serial=True)
         spent[dtype.name] = time.perf_counter() - start
     return spent
