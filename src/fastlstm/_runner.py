@@ -77,7 +77,12 @@ def _note_fork_in_child() -> None:
     the serial kernel instead (one thread, the same bits).
     """
     global _forked_from_openmp
-    if numba_parallel._is_initialized and numba_parallel.threading_layer() == "omp":
+    try:
+        started = numba_parallel._is_initialized
+        layer = numba_parallel.threading_layer() if started else None
+    except (AttributeError, ValueError):  # cannot tell: take the unsafe case
+        started, layer = True, "omp"
+    if started and layer == "omp":
         _forked_from_openmp = True
 
 
