@@ -1,7 +1,10 @@
-"""Turn validated arrays into one call of the parallel layer kernel.
+"""Turn validated arrays into one call of a layer kernel.
 
 This is where rows are sorted by length, cut into blocks and spread over the
-worker threads; nothing here checks user input (that is `_validation`'s job).
+worker threads (or the units split across them, for tiny batches), where the
+kernels' native addresses are looked up, and where a process forked from a
+parent running numba's OpenMP threads falls back to the serial kernel.
+Nothing here checks user input (that is `_validation`'s job).
 """
 
 from __future__ import annotations
