@@ -519,9 +519,7 @@ def copy_into(typingctx, dst, src):
 
 
 @kernel_jit(inline="always")
-def gather_chunk(
-    rows, active, t0, t1, x, x_batch_stride, x_time_stride, lengths, reverse, x_rows, chunk_start
-):
+def gather_chunk(rows, active, t0, t1, x, batch_stride, time_stride, lengths, reverse, x_rows, chunk_start):
     """Copy the inputs of steps ``t0 <= t < t1`` of the running rows into ``x_rows``.
 
     ``rows`` are sorted by decreasing length, so the rows running at step ``t``
@@ -537,21 +535,21 @@ def gather_chunk(
         for r in range(active):
             b = rows[r]
             tt = lengths[b] - 1 - t if reverse else t
-            copy_into(x_rows[q], x[b * x_batch_stride + tt * x_time_stride])
+            copy_into(x_rows[q], x[b * batch_stride + tt * time_stride])
             q += 1
     chunk_start[t1 - t0] = q
     return active
 
 
 @kernel_jit(inline="always")
-def finish_rows(rows, c, h, lengths, max_time, out, out_batch_stride, out_time_stride, c_final, h_final):
+def finish_rows(rows, c, h, lengths, max_time, out, batch_stride, time_stride, c_final, h_final):
     """Store each row's final state and zero its outputs past its length."""
     for r in range(rows.shape[0]):
         b = rows[r]
         copy_into(c_final[b], c[r])
         copy_into(h_final[b], h[r])
         for t in range(lengths[b], max_time):
-            out[b * out_batch_stride + t * out_time_stride] = 0
+            out[b * batch_stride + t * time_stride] = 0
 
 
 @kernel_jit(**CALLED_BY_ADDRESS)
@@ -562,8 +560,8 @@ def run_block(
     matmul_address,
     gates_address,
     x,
-    x_batch_stride,
-    x_time_stride,
+    batch_stride,
+    time_stride,
     max_time,
     lengths,
     kernel,
@@ -579,8 +577,6 @@ def run_block(
     c0,
     h0,
     out,
-    out_batch_stride,
-    out_time_stride,
     c_final,
     h_final,
 ):
@@ -588,8 +584,8 @@ def run_block(
 
     ``order`` lists the rows of the batch by decreasing length.
     ``x`` and ``out`` are 2-D views ``[batch * max_time, depth]``; step ``t`` of
-    row ``b`` is line ``b * batch_stride + t * time_stride`` (this covers both
-    batch-major and time-major layouts without a copy).  Rows retire as their
+    row ``b`` is line ``b * batch_stride + t * time_stride`` of both (this
+    covers both batch-major and time-major layouts without a copy).  Rows retire as their
     lengths run out; the padding of ``out`` past each length is set to zero.
 
     Time is processed in chunks: for a chunk, the input part ``bias + x @ W_x``
@@ -629,7 +625,7 @@ def run_block(
     for t0 in range(0, steps, chunk_steps):
         t1 = min(t0 + chunk_steps, steps)
         active = gather_chunk(
-            rows, active, t0, t1, x, x_batch_stride, x_time_stride, lengths, reverse, x_rows, chunk_start
+            rows, active, t0, t1, x, batch_stride, time_stride, lengths, reverse, x_rows, chunk_start
         )
         total = chunk_start[t1 - t0]
         for q in range(total):
@@ -657,8 +653,8 @@ def run_block(
                 b = rows[r]
                 tt = lengths[b] - 1 - t if reverse else t
                 copy_into(h[r], p[r])
-                copy_into(out[b * out_batch_stride + tt * out_time_stride], p[r])
-    finish_rows(rows, c, h, lengths, max_time, out, out_batch_stride, out_time_stride, c_final, h_final)
+                copy_into(out[b * batch_stride + tt * time_stride], p[r])
+    finish_rows(rows, c, h, lengths, max_time, out, batch_stride, time_stride, c_final, h_final)
 
 
 @kernel_jit(**CALLED_BY_ADDRESS)
@@ -688,8 +684,8 @@ def step_unit_part(
     lengths,
     reverse,
     out,
-    out_batch_stride,
-    out_time_stride,
+    batch_stride,
+    time_stride,
 ):
     """Step ``t`` of the units of part ``part`` (one task of :func:`lstm_layer_split_units`).
 
@@ -717,7 +713,7 @@ def step_unit_part(
         copy_into(h_next[r, u0:u1], m[part, r, : u1 - u0])
         b = rows[r]
         tt = lengths[b] - 1 - t if reverse else t
-        copy_into(out[b * out_batch_stride + tt * out_time_stride, u0:u1], m[part, r, : u1 - u0])
+        copy_into(out[b * batch_stride + tt * time_stride, u0:u1], m[part, r, : u1 - u0])
 
 
 @kernel_jit(parallel=True, no_cfunc_wrapper=True)
@@ -725,8 +721,8 @@ def lstm_layer_split_units(
     step_address,
     step_args,
     x,
-    x_batch_stride,
-    x_time_stride,
+    batch_stride,
+    time_stride,
     max_time,
     lengths,
     reverse,
@@ -740,8 +736,6 @@ def lstm_layer_split_units(
     c0,
     h0,
     out,
-    out_batch_stride,
-    out_time_stride,
     c_final,
     h_final,
 ):
@@ -772,7 +766,7 @@ def lstm_layer_split_units(
     for t0 in range(0, steps, chunk_steps):
         t1 = min(t0 + chunk_steps, steps)
         active = gather_chunk(
-            rows, active, t0, t1, x, x_batch_stride, x_time_stride, lengths, reverse, x_rows, chunk_start
+            rows, active, t0, t1, x, batch_stride, time_stride, lengths, reverse, x_rows, chunk_start
         )
         for t in range(t0, t1):
             lo = chunk_start[t - t0]
@@ -788,7 +782,7 @@ def lstm_layer_split_units(
         u1 = min(u0 + part_units, units)
         for r in range(n):
             copy_into(c_rows[r, u0:u1], c[p, r, : u1 - u0])
-    finish_rows(rows, c_rows, h, lengths, max_time, out, out_batch_stride, out_time_stride, c_final, h_final)
+    finish_rows(rows, c_rows, h, lengths, max_time, out, batch_stride, time_stride, c_final, h_final)
 
 
 @kernel_jit(parallel=True, no_cfunc_wrapper=True)

@@ -252,8 +252,8 @@ def run_layer(
     tiling = np.array([COLUMN_TILE, max(1, chunk_bytes // (4 * units * dtype.itemsize))], dtype=np.int64)
     layer = LayerArrays(
         x=x.reshape(batch * max_time, depth),
-        x_batch_stride=x_strides[0],
-        x_time_stride=x_strides[1],
+        batch_stride=x_strides[0],
+        time_stride=x_strides[1],
         max_time=max_time,
         lengths=lengths,
         order=np.argsort(-lengths, kind="stable"),
@@ -277,12 +277,12 @@ class LayerArrays(NamedTuple):
     """A layer call's inputs, outputs and row order, as the kernels see them.
 
     ``x``/``out`` are 2-D ``[batch * max_time, depth]`` views; step ``t`` of row
-    ``b`` is line ``b * x_batch_stride + t * x_time_stride`` of both.
+    ``b`` is line ``b * batch_stride + t * time_stride`` of both.
     """
 
     x: np.ndarray
-    x_batch_stride: int
-    x_time_stride: int
+    batch_stride: int
+    time_stride: int
     max_time: int
     lengths: np.ndarray
     order: np.ndarray  # rows by decreasing length
@@ -318,8 +318,8 @@ def _run_rows_spread(
     block_args = (
         *kernel_addresses(weights),
         layer.x,
-        layer.x_batch_stride,
-        layer.x_time_stride,
+        layer.batch_stride,
+        layer.time_stride,
         layer.max_time,
         layer.lengths,
         weights.kernel,
@@ -335,8 +335,6 @@ def _run_rows_spread(
         layer.c0,
         layer.h0,
         layer.out,
-        layer.x_batch_stride,
-        layer.x_time_stride,
         layer.c_final,
         layer.h_final,
     )
@@ -382,16 +380,16 @@ def _run_units_split(
         layer.lengths,
         layer.reverse,
         layer.out,
-        layer.x_batch_stride,
-        layer.x_time_stride,
+        layer.batch_stride,
+        layer.time_stride,
     )
     step_address = native_address(_kernels.step_unit_part, (0, 0, 0, 0, 0, *step_args))
     _kernels.lstm_layer_split_units(
         step_address,
         step_args,
         layer.x,
-        layer.x_batch_stride,
-        layer.x_time_stride,
+        layer.batch_stride,
+        layer.time_stride,
         layer.max_time,
         layer.lengths,
         layer.reverse,
@@ -405,8 +403,6 @@ def _run_units_split(
         layer.c0,
         layer.h0,
         layer.out,
-        layer.x_batch_stride,
-        layer.x_time_stride,
         layer.c_final,
         layer.h_final,
     )
