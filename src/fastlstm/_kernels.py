@@ -831,3 +831,25 @@ def specialise_for_activation(user_activation):
     py_func = lstm_gates.py_func
     clone = pytypes.FunctionType(py_func.__code__, namespace, "lstm_gates", py_func.__defaults__)
     return njit(**{**GATE_OPTIONS, **CALLED_BY_ADDRESS, "cache": False})(clone)
+
+
+if config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1: numba runs the kernels as Python (for debugging)
+
+    def call_compiled(address, args):  # noqa: F811 -- "address" is the Python function itself
+        """Python stand-in of the intrinsic: call the function."""
+        address(*args)
+
+    def copy_into(dst, src):  # noqa: F811
+        """Python stand-in of the intrinsic."""
+        dst[: src.shape[0]] = src
+
+    def _python_tile(n_rows, n_vectors):
+        def register_tile(a, row, w, g, col, k_start, k_stop):
+            width = n_vectors * VECTOR_BYTES // g.itemsize
+            for k in range(k_start, k_stop):
+                g[row : row + n_rows, col : col + width] += a[row : row + n_rows, k, None] * w[k, col : col + width]
+
+        return register_tile
+
+    _wide_tile = _python_tile(4, TILE_VECTORS)
+    _narrow_tile = _python_tile(4, 1)

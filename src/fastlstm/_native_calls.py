@@ -40,13 +40,17 @@ def _type_key(value: object) -> object:
     return type(value)
 
 
-def native_address(dispatcher: Callable, args: tuple) -> int:
+def native_address(dispatcher: Callable, args: tuple) -> int | Callable:
     """Entry point of ``dispatcher`` compiled for the numba types of ``args``.
 
     Compiles the specialisation, or loads it from numba's on-disk cache, on
     first use; later calls with arguments of the same types are a dictionary
-    lookup.  The function must return nothing.
+    lookup.  The function must return nothing.  With numba's JIT disabled
+    (``NUMBA_DISABLE_JIT=1``), the "address" is the Python function itself,
+    which the Python stand-in of ``call_compiled`` calls.
     """
+    if not hasattr(dispatcher, "get_compile_result"):  # NUMBA_DISABLE_JIT: a plain Python function
+        return dispatcher
     key = (id(dispatcher), _type_key(args))
     address = _addresses.get(key)
     if address is None:
