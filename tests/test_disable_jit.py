@@ -40,17 +40,25 @@ def cases():
     return results
 """
 
-SCRIPT = CASES + """
+SCRIPT = (
+    CASES
+    + """
 import sys
 np.savez(sys.argv[1], **cases())
 """
+)
 
 
 def test_disable_jit_runs_every_path(tmp_path):
     target = tmp_path / "nojit.npz"
     env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(target)], env=env, capture_output=True, text=True, timeout=900, check=False
+        [sys.executable, "-c", SCRIPT, str(target)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     namespace = {}

@@ -835,11 +835,11 @@ def specialise_for_activation(user_activation):
 
 if config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1: numba runs the kernels as Python (for debugging)
 
-    def call_compiled(address, args):  # noqa: F811 -- "address" is the Python function itself
+    def call_compiled(address, args):  # "address" is the Python function itself
         """Python stand-in of the intrinsic: call the function."""
         address(*args)
 
-    def copy_into(dst, src):  # noqa: F811
+    def copy_into(dst, src):
         """Python stand-in of the intrinsic."""
         dst[: src.shape[0]] = src
 
@@ -847,7 +847,9 @@ if config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1: numba runs the kernels as Python 
         def register_tile(a, row, w, g, col, k_start, k_stop):
             width = n_vectors * VECTOR_BYTES // g.itemsize
             for k in range(k_start, k_stop):
-                g[row : row + n_rows, col : col + width] += a[row : row + n_rows, k, None] * w[k, col : col + width]
+                g[row : row + n_rows, col : col + width] += (
+                    a[row : row + n_rows, k, None] * w[k, col : col + width]
+                )
 
         return register_tile
 
