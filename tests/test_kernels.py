@@ -43,6 +43,23 @@ def test_float64_tanh_and_sigmoid_are_exact_to_1e15():
     assert np.abs(s - 1 / (1 + np.exp(-x))).max() < 1e-15
 
 
+def test_float64_tanh_is_within_one_ulp_everywhere():
+    """Relative error too (tiny arguments), both sides of the 0.625 switch, the clamp, NaN and +-inf."""
+    magnitudes = np.concatenate(
+        [np.geomspace(5e-324, 40, 200_001), [0.625, np.nextafter(0.625, 0), 20.0, 1e300]]
+    )
+    x = np.concatenate([magnitudes, -magnitudes, [0.0]])
+    t, s = np.empty_like(x), np.empty_like(x)
+    _apply_tanh_sigmoid(x, t, s)
+    exact = np.tanh(x)
+    assert np.all(np.abs(t - exact) <= 2.3e-16 * np.abs(exact))
+    special = np.array([np.inf, -np.inf, np.nan])
+    t, s = np.empty(3), np.empty(3)
+    _apply_tanh_sigmoid(special, t, s)
+    np.testing.assert_array_equal(t, [1.0, -1.0, np.nan])
+    np.testing.assert_array_equal(s, [1.0, 0.0, np.nan])
+
+
 def test_nan_and_inf_stay_in_their_row(rng):
     cell = make_cell(4, 3)
     x = rng.uniform(-1, 1, (5, 6, 3)).astype(np.float32)
