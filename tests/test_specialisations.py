@@ -12,8 +12,7 @@ from fastlstm._runner import run_layer
 
 KERNELS = {
     "matmul_accumulate": _kernels.matmul_accumulate,
-    "lstm_gates_tanh": _kernels.lstm_gates_tanh,
-    "lstm_gates": _kernels.lstm_gates,
+    **{f"gates/{code}": kernel for code, kernel in _kernels.GATE_KERNELS.items()},
     "run_block": _kernels.run_block,
     "lstm_layer": _kernels.lstm_layer,
     "lstm_layer_serial": _kernels.lstm_layer_serial,

@@ -19,11 +19,9 @@ is what makes results bitwise independent of the batch and of the thread count.
 
 from __future__ import annotations
 
-import types as pytypes
-
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import prange, types
 from numba.core import cgutils, config
 from numba.core.codegen import get_host_cpu_features
 from numba.extending import intrinsic, overload
@@ -263,33 +261,56 @@ def _tanh_gates_overload(g, n_rows, c, m, peepholes, use_peepholes, forget_bias,
     return _tanh_gates_impl(_new_cell_state_f64, _new_output_f64)
 
 
-@kernel_jit(GATE_OPTIONS)
-def activate(code, x):
-    """Apply the built-in activation ``code`` (other than tanh) to the scalar ``x``."""
-    if code == RELU:  # written so that NaN stays NaN
-        return 0.0 if x <= 0.0 else x + 0.0
-    if code == SIGMOID:
-        return 0.5 * np.tanh(0.5 * x) + 0.5
-    if code == LINEAR:
-        return x + 0.0
-    if code == SOFTSIGN:
-        return x / (1.0 + abs(x))
-    if code == ELU:
-        return x if x > 0.0 else np.expm1(x)
-    if code == HARD_SIGMOID:
-        y = 0.2 * x + 0.5
-        y = 1.0 if y > 1.0 else y
-        return 0.0 if y < 0.0 else y
-    if code == RELU6:
-        y = 0.0 if x <= 0.0 else x + 0.0
-        return 6.0 if y > 6.0 else y
-    if code == SELU:
-        scale = 1.0507009873554804934193349852946
-        alpha = 1.6732632423543772848170429916717
-        return scale * x if x > 0.0 else scale * alpha * np.expm1(x)
-    if code == SWISH:
-        return x * (0.5 * np.tanh(0.5 * x) + 0.5)
-    return x + np.nan
+# The built-in activations other than tanh, as TF computes them; written so that
+# NaN stays NaN. The float64 constants make a float32 cell evaluate them in float64.
+@kernel_jit(GATE_OPTIONS, inline="always")
+def _relu(x):
+    return 0.0 if x <= 0.0 else x + 0.0
+
+
+@kernel_jit(GATE_OPTIONS, inline="always")
+def _sigmoid_activation(x):
+    return 0.5 * _tanh_f64(0.5 * x) + 0.5
+
+
+@kernel_jit(GATE_OPTIONS, inline="always")
+def _linear(x):
+    return x + 0.0
+
+
+@kernel_jit(GATE_OPTIONS, inline="always")
+def _softsign(x):
+    return x / (1.0 + abs(x))
+
+
+@kernel_jit(GATE_OPTIONS, inline="always")
+def _elu(x):
+    return x if x > 0.0 else np.expm1(x)
+
+
+@kernel_jit(GATE_OPTIONS, inline="always")
+def _hard_sigmoid(x):
+    y = 0.2 * x + 0.5
+    y = 1.0 if y > 1.0 else y
+    return 0.0 if y < 0.0 else y
+
+
+@kernel_jit(GATE_OPTIONS, inline="always")
+def _relu6(x):
+    y = 0.0 if x <= 0.0 else x + 0.0
+    return 6.0 if y > 6.0 else y
+
+
+@kernel_jit(GATE_OPTIONS, inline="always")
+def _selu(x):
+    scale = 1.0507009873554804934193349852946
+    alpha = 1.6732632423543772848170429916717
+    return scale * x if x > 0.0 else scale * alpha * np.expm1(x)
+
+
+@kernel_jit(GATE_OPTIONS, inline="always")
+def _swish(x):
+    return x * (0.5 * _tanh_f64(0.5 * x) + 0.5)
 
 
 @kernel_jit(inline="always")
@@ -515,21 +536,24 @@ def matmul_accumulate(a, n_rows, w, g, column_tile):
 
 @kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
 def lstm_gates_tanh(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
-    """:func:`lstm_gates` for the tanh activation (``act_code`` is not used).
+    """Gate math for the tanh activation: the default cell's kernel.
 
-    The default cell's kernel, vectorised along the units (float32: rational
-    tanh, two divisions per unit), compiled without the generic activations.
+    The arguments of every gate kernel (``act_code`` is not used here): ``g``
+    holds the pre-activations of ``n_rows`` rows, ``c`` the previous cell
+    state (the new one on exit), ``m`` receives ``tanh(c_new) * sigmoid(o)``.
+    Vectorised along the units (float32: rational tanh, two divisions per unit).
     """
     tanh_gates(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip)
 
 
-@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
-def lstm_gates(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
+@kernel_jit(GATE_OPTIONS, inline="always")
+def _gate_math(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act):
     """Turn pre-activations ``g`` (gate blocks i, j, f, o) into new ``c`` and ``m``.
 
     ``c`` holds the previous cell state on entry and the new one on exit;
-    ``m = act(c_new) * sigmoid(o)`` (before any projection), ``act`` the
-    built-in activation ``act_code`` (not tanh: see :func:`lstm_gates_tanh`).
+    ``m = act(c_new) * sigmoid(o)`` (before any projection); ``act`` is a
+    scalar numba function (a built-in activation other than tanh, which has
+    :func:`lstm_gates_tanh`, or a user's).
     """
     units = c.shape[1]
     w_i = peepholes[0]
@@ -549,11 +573,73 @@ def lstm_gates(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip
             if use_peepholes:
                 f_in = f_in + w_f[u] * cp
                 i_in = i_in + w_i[u] * cp
-            cu = sigmoid(f_in) * cp + sigmoid(i_in) * activate(act_code, gj[u])
+            cu = sigmoid(f_in) * cp + sigmoid(i_in) * act(gj[u])
             cu = clip(cu, cell_clip)
             cr[u] = cu
             o_in = go[u] + w_o[u] * cu if use_peepholes else go[u]
-            mr[u] = sigmoid(o_in) * activate(act_code, cu)
+            mr[u] = sigmoid(o_in) * act(cu)
+
+
+# One gate kernel per built-in activation (:func:`_gate_math` with it inlined): each
+# vectorises along the units and compiles only when a cell uses its activation.
+# Module-level functions, because numba's disk cache cannot hold closures.
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_relu(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
+    _gate_math(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, _relu)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_sigmoid(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
+    _gate_math(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, _sigmoid_activation)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_linear(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
+    _gate_math(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, _linear)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_softsign(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
+    _gate_math(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, _softsign)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_elu(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
+    _gate_math(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, _elu)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_hard_sigmoid(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
+    _gate_math(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, _hard_sigmoid)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_relu6(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
+    _gate_math(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, _relu6)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_selu(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
+    _gate_math(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, _selu)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_swish(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
+    _gate_math(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, _swish)
+
+
+GATE_KERNELS = {
+    TANH: lstm_gates_tanh,
+    RELU: lstm_gates_relu,
+    SIGMOID: lstm_gates_sigmoid,
+    LINEAR: lstm_gates_linear,
+    SOFTSIGN: lstm_gates_softsign,
+    ELU: lstm_gates_elu,
+    HARD_SIGMOID: lstm_gates_hard_sigmoid,
+    RELU6: lstm_gates_relu6,
+    SELU: lstm_gates_selu,
+    SWISH: lstm_gates_swish,
+}
 
 
 @intrinsic
@@ -877,24 +963,18 @@ def lstm_layer_serial(block_address, order, block_ptr, block_args):
 
 
 def specialise_for_activation(user_activation):
-    """A private copy of :func:`lstm_gates` that applies ``user_activation``.
+    """A gate math kernel (as :data:`GATE_KERNELS` holds) that applies ``user_activation``.
 
-    ``user_activation`` is a numba-compiled scalar function.  The copy
-    replaces the global ``activate`` seen by the gate math with a call to it
-    (run with ``act_code=CUSTOM``); it is compiled on first use and not cached
-    on disk.  The layer kernels call it through its address, so they are
-    shared by every activation.
+    ``user_activation`` is a numba-compiled scalar function.  The kernel is
+    compiled on first use and not cached on disk; the layer kernels call it
+    through its address, so they are shared by every activation.
     """
-    namespace = dict(globals())
 
-    @kernel_jit(GATE_OPTIONS, inline="always")
-    def call_user_activation(code, x):
-        return user_activation(x)
+    @kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS, cache=False)
+    def user_gates(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
+        _gate_math(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, user_activation)
 
-    namespace["activate"] = call_user_activation
-    py_func = lstm_gates.py_func
-    clone = pytypes.FunctionType(py_func.__code__, namespace, "lstm_gates", py_func.__defaults__)
-    return njit(**{**GATE_OPTIONS, **CALLED_BY_ADDRESS, "cache": False})(clone)
+    return user_gates
 
 
 if config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1: numba runs the kernels as Python (for debugging)

@@ -100,10 +100,8 @@ def block_rows(batch: int, n_workers: int) -> int:
 
 def _gates_kernel(activation: Activation) -> Callable:
     """The gate math kernel for the activation (a private copy for user functions)."""
-    if activation.code == _kernels.TANH:
-        return _kernels.lstm_gates_tanh
     if activation.function is None:
-        return _kernels.lstm_gates
+        return _kernels.GATE_KERNELS[activation.code]
     key = id(activation.function)
     if key not in _custom_gates:
         _custom_gates[key] = _kernels.specialise_for_activation(activation.function)

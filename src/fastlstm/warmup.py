@@ -1,7 +1,7 @@
 """Precompile fastlstm's kernels into numba's on-disk cache.
 
-Per dtype: the matrix product, the gate math (tanh, and the other built-in
-activations), the block kernel, two parallel layer kernels (rows spread over
+Per dtype: the matrix product, the gate math (one kernel per built-in
+activation), the block kernel, two parallel layer kernels (rows spread over
 threads, and units spread over threads for tiny batches) and the serial one
 that processes forked from a parent running numba's threads use.  numba compiles
 a kernel the first time it runs and caches it on disk, so a process that calls
@@ -19,7 +19,7 @@ import numpy as np
 
 from . import _validation as check
 from ._runner import LayerWeights, run_layer
-from .activations import resolve_activation
+from .activations import ACTIVATIONS, resolve_activation
 
 __all__ = ["warmup"]
 
@@ -56,16 +56,16 @@ def warmup(dtypes: Iterable[Any] = ("float32", "float64")) -> dict[str, float]:
         x = np.zeros((1, 2, 2), dtype)
         state = np.zeros((1, 16), dtype)
         lengths = np.full(1, 2, dtype=np.int64)
-        for activation in (None, "relu"):  # tanh has a gate kernel of its own
+        for name in ACTIVATIONS:  # each built-in activation has a gate kernel of its own
             weights = LayerWeights(
                 kernel=np.zeros((2 + 16, 64), dtype),
                 bias=np.zeros(64, dtype),
                 forget_bias=1.0,
-                activation=resolve_activation(activation),
+                activation=resolve_activation(name),
             )
-            for split_units in (False, True):
-                run_layer(weights, x, lengths, state, state, time_major=False, split_units=split_units)
-        # the serial layer kernel of processes forked after numba's threads started
+            run_layer(weights, x, lengths, state, state, time_major=False, split_units=False)
+        # the unit-split kernel, and the serial one of processes forked after numba's threads started
+        run_layer(weights, x, lengths, state, state, time_major=False, split_units=True)
         run_layer(weights, x, lengths, state, state, time_major=False, serial=True)
         spent[dtype.name] = time.perf_counter() - start
     return spent
