@@ -60,6 +60,25 @@ def test_float64_tanh_is_within_one_ulp_everywhere():
     np.testing.assert_array_equal(s, [1.0, 0.0, np.nan])
 
 
+@njit
+def _apply_expm1(x, out):
+    for i in range(x.shape[0]):
+        out[i] = _kernels._expm1_negative_f64(x[i])
+
+
+def test_float64_expm1_of_negatives_is_within_a_few_ulp():
+    """ELU/SELU's exp(x) - 1 for x <= 0: relative error near 0 too, -1 far out, NaN kept."""
+    x = np.concatenate([-np.geomspace(1e-300, 800, 300_001), -np.linspace(0, 50, 100_001)[1:]])
+    out = np.empty_like(x)
+    _apply_expm1(x, out)
+    exact = np.expm1(x)
+    assert np.all(np.abs(out - exact) <= 5e-16 * np.abs(exact))
+    special = np.array([0.0, -np.inf, np.nan])
+    out = np.empty(3)
+    _apply_expm1(special, out)
+    np.testing.assert_array_equal(out, [0.0, -1.0, np.nan])
+
+
 def test_nan_and_inf_stay_in_their_row(rng):
     cell = make_cell(4, 3)
     x = rng.uniform(-1, 1, (5, 6, 3)).astype(np.float32)

@@ -219,15 +219,12 @@ def _float64_from_bits(typingctx, bits):
 
 
 @kernel_jit(GATE_OPTIONS, inline="always")
-def _tanh_f64(x):
-    """float64 tanh to about 1 ulp (|error| < 2e-16), NaN and +-inf as numpy's."""
-    z = -x if x < 0.0 else x
-    z = 20.0 if z > 20.0 else z  # tanh(20) is 1 in float64; exp stays finite (NaN passes)
-    s = x * x
-    p = (_F64_P[0] * s + _F64_P[1]) * s + _F64_P[2]
-    q = ((s + _F64_Q[0]) * s + _F64_Q[1]) * s + _F64_Q[2]
-    small = x + x * s * (p / q)
-    y = 2.0 * z  # exp(y) = 2**n * exp(r), |r| <= ln2 / 2
+def _exp_parts_f64(y):
+    """``(exp(r) - 1, 2**n)`` with ``exp(y) = 2**n * exp(r)``, ``|r| <= ln2 / 2``; for ``|y| <= 40``.
+
+    ``exp(r) - 1`` is Cephes' Pade form ``2 P / (Q - P)``, accurate also as
+    ``r`` nears 0; ``2**n`` is built from its IEEE bits.
+    """
     shifted = y * _LOG2E + _ROUND_SHIFT
     n = shifted - _ROUND_SHIFT
     r = y - n * _LN2_HI
@@ -236,9 +233,35 @@ def _tanh_f64(x):
     pr = r * ((_EXP_P[0] * rr + _EXP_P[1]) * rr + _EXP_P[2])
     qr = ((_EXP_Q[0] * rr + _EXP_Q[1]) * rr + _EXP_Q[2]) * rr + _EXP_Q[3]
     two_to_n = _float64_from_bits((_int64_bits(shifted) - _int64_bits(_ROUND_SHIFT) + 1023) << 52)
-    large = 1.0 - 2.0 / ((1.0 + 2.0 * (pr / (qr - pr))) * two_to_n + 1.0)
+    return 2.0 * (pr / (qr - pr)), two_to_n
+
+
+@kernel_jit(GATE_OPTIONS, inline="always")
+def _tanh_f64(x):
+    """float64 tanh to about 1 ulp (|error| < 2e-16), NaN and +-inf as numpy's."""
+    z = -x if x < 0.0 else x
+    z = 20.0 if z > 20.0 else z  # tanh(20) is 1 in float64; exp stays finite (NaN passes)
+    s = x * x
+    p = (_F64_P[0] * s + _F64_P[1]) * s + _F64_P[2]
+    q = ((s + _F64_Q[0]) * s + _F64_Q[1]) * s + _F64_Q[2]
+    small = x + x * s * (p / q)
+    exp_r_minus_1, two_to_n = _exp_parts_f64(2.0 * z)
+    large = 1.0 - 2.0 / ((1.0 + exp_r_minus_1) * two_to_n + 1.0)
     large = -large if x < 0.0 else large
     return small if z < 0.625 else large
+
+
+@kernel_jit(GATE_OPTIONS, inline="always")
+def _expm1_negative_f64(x):
+    """float64 ``exp(x) - 1`` for ``x <= 0`` to about 2 ulp, NaN as numpy's; vectorisable.
+
+    ``2**n * (exp(r) - 1) + (2**n - 1)``: exactly the Pade form near 0 (n = 0),
+    no cancellation below; -1 to float64 precision below -40.
+    """
+    y = -40.0 if x < -40.0 else x + 0.0
+    y = 0.0 if y > 0.0 else y
+    exp_r_minus_1, two_to_n = _exp_parts_f64(y)
+    return two_to_n * exp_r_minus_1 + (two_to_n - 1.0)
 
 
 @kernel_jit(GATE_OPTIONS, inline="always")
@@ -285,7 +308,7 @@ def _softsign(x):
 
 @kernel_jit(GATE_OPTIONS, inline="always")
 def _elu(x):
-    return x if x > 0.0 else np.expm1(x)
+    return x if x > 0.0 else _expm1_negative_f64(x)
 
 
 @kernel_jit(GATE_OPTIONS, inline="always")
@@ -305,7 +328,7 @@ def _relu6(x):
 def _selu(x):
     scale = 1.0507009873554804934193349852946
     alpha = 1.6732632423543772848170429916717
-    return scale * x if x > 0.0 else scale * alpha * np.expm1(x)
+    return scale * x if x > 0.0 else scale * alpha * _expm1_negative_f64(x)
 
 
 @kernel_jit(GATE_OPTIONS, inline="always")
