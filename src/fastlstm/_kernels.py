@@ -265,13 +265,19 @@ def _expm1_negative_f64(x):
 
 
 @kernel_jit(GATE_OPTIONS, inline="always")
+def _sigmoid_f64(x):
+    """0.5 * tanh(0.5 x) + 0.5 in float64 (a float32 ``x`` is widened)."""
+    return 0.5 * _tanh_f64(0.5 * x) + 0.5
+
+
+@kernel_jit(GATE_OPTIONS, inline="always")
 def _new_cell_state_f64(c, i, j, f):
-    return c * (0.5 * _tanh_f64(0.5 * f) + 0.5) + (0.5 * _tanh_f64(0.5 * i) + 0.5) * _tanh_f64(j)
+    return c * _sigmoid_f64(f) + _sigmoid_f64(i) * _tanh_f64(j)
 
 
 @kernel_jit(GATE_OPTIONS, inline="always")
 def _new_output_f64(c, o):
-    return _tanh_f64(c) * (0.5 * _tanh_f64(0.5 * o) + 0.5)
+    return _tanh_f64(c) * _sigmoid_f64(o)
 
 
 tanh_gates = _tanh_gates_impl(_new_cell_state_f64, _new_output_f64)
@@ -289,11 +295,6 @@ def _tanh_gates_overload(g, n_rows, c, m, peepholes, use_peepholes, forget_bias,
 @kernel_jit(GATE_OPTIONS, inline="always")
 def _relu(x):
     return 0.0 if x <= 0.0 else x + 0.0
-
-
-@kernel_jit(GATE_OPTIONS, inline="always")
-def _sigmoid_activation(x):
-    return 0.5 * _tanh_f64(0.5 * x) + 0.5
 
 
 @kernel_jit(GATE_OPTIONS, inline="always")
@@ -333,7 +334,7 @@ def _selu(x):
 
 @kernel_jit(GATE_OPTIONS, inline="always")
 def _swish(x):
-    return x * (0.5 * _tanh_f64(0.5 * x) + 0.5)
+    return x * _sigmoid_f64(x)
 
 
 @kernel_jit(inline="always")
@@ -613,7 +614,7 @@ def lstm_gates_relu(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell
 
 @kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
 def lstm_gates_sigmoid(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
-    _gate_math(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, _sigmoid_activation)
+    _gate_math(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, _sigmoid_f64)
 
 
 @kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
@@ -766,9 +767,9 @@ def run_block(
     (each weight row is reused across all of them); then each step adds
     ``h @ W_h`` for the running rows and applies the gate math.
     ``tiling = [column_tile, chunk_rows]`` bounds the cache footprint.  The
-    products and the gate math are :func:`matmul_accumulate` and
-    :func:`lstm_gates_tanh`/:func:`lstm_gates` (or a user activation's copy),
-    called at ``matmul_address``/``gates_address``.
+    products and the gate math are :func:`matmul_accumulate` and the cell's
+    gate kernel (one of :data:`GATE_KERNELS`, or a user activation's), called
+    at ``matmul_address``/``gates_address``.
     """
     rows = order[block_start:block_stop]
     n = rows.shape[0]
@@ -812,6 +813,7 @@ def run_block(
             call_compiled(
                 gates_address, (g, running, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code)
             )
+            new_h = m
             if use_projection:
                 p[:running] = 0
                 call_compiled(matmul_address, (m, running, projection, p, column_tile))
@@ -819,14 +821,12 @@ def run_block(
                     pr = p[r]
                     for k in range(out_depth):
                         pr[k] = clip(pr[k], proj_clip)
-            else:
-                for r in range(running):
-                    copy_into(p[r], m[r])
+                new_h = p
             for r in range(running):
                 b = rows[r]
                 tt = lengths[b] - 1 - t if reverse else t
-                copy_into(h[r], p[r])
-                copy_into(out[b * batch_stride + tt * time_stride], p[r])
+                copy_into(h[r], new_h[r])
+                copy_into(out[b * batch_stride + tt * time_stride], new_h[r])
     finish_rows(rows, c, h, lengths, max_time, out, batch_stride, time_stride, c_final, h_final)
 
 
