@@ -305,8 +305,6 @@ def _run_rows_spread(
     batch = layer.lengths.shape[0]
     rows_per_block = block_rows(batch, n_workers)
     block_ptr = np.append(np.arange(0, batch, rows_per_block), batch).astype(np.int64)
-    block_costs = np.add.reduceat(layer.lengths[layer.order], block_ptr[:-1])
-    worker_ptr, worker_blocks = schedule_blocks(block_costs, n_workers)
     peepholes = weights.peepholes
     if peepholes is None:
         peepholes = np.zeros((3, weights.units), dtype)
@@ -339,8 +337,10 @@ def _run_rows_spread(
     block_address = native_address(_kernels.run_block, (layer.order, 0, 0, *block_args))
     if serial:
         _kernels.lstm_layer_serial(block_address, layer.order, block_ptr, block_args)
-    else:
-        _kernels.lstm_layer(block_address, layer.order, block_ptr, worker_ptr, worker_blocks, block_args)
+        return
+    block_costs = np.add.reduceat(layer.lengths[layer.order], block_ptr[:-1])
+    worker_ptr, worker_blocks = schedule_blocks(block_costs, n_workers)
+    _kernels.lstm_layer(block_address, layer.order, block_ptr, worker_ptr, worker_blocks, block_args)
 
 
 def _run_units_split(
