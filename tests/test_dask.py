@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import doctest
 import os
 import signal
@@ -190,9 +191,9 @@ def test_dask_docstring_examples():
 
 
 # -- a real cluster: two worker processes -------------------------------------------------------------
-@pytest.fixture(scope="module")
-def cluster():
-    fastlstm.warmup(["float32"])  # the workers load the kernels from the on-disk cache
+@contextlib.contextmanager
+def two_worker_processes():
+    """A LocalCluster of two single-threaded worker processes and a client on it."""
     with (
         LocalCluster(
             n_workers=2,
@@ -203,6 +204,13 @@ def cluster():
         ) as local_cluster,
         Client(local_cluster) as client,
     ):
+        yield local_cluster, client
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    fastlstm.warmup(["float32"])  # the workers load the kernels from the on-disk cache
+    with two_worker_processes() as (local_cluster, client):
         yield local_cluster, client
 
 
@@ -281,16 +289,7 @@ def test_a_worker_killed_mid_job_loses_nothing(saved, tmp_path):
     """SIGKILL one of two worker processes after two batches: Dask reruns its tasks; the output is exact."""
     x, lengths = np.load(saved / "x.npy"), np.load(saved / "lengths.npy")
     model = fastlstm.load(saved / "model.npz")
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            worker_dashboard_address=":0",
-        ) as local_cluster,
-        Client(local_cluster) as client,
-    ):
+    with two_worker_processes() as (_, client):
         pids = client.run(os.getpid)
         victim = min(pids.values())
         seen = []
