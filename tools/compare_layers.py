@@ -72,7 +72,9 @@ def _random_state(rng, cell, batch, dtype):
 
     def fill(part):
         if isinstance(part, tuple):
-            return type(part)(*[fill(p) for p in part]) if hasattr(part, "_fields") else tuple(map(fill, part))
+            return (
+                type(part)(*[fill(p) for p in part]) if hasattr(part, "_fields") else tuple(map(fill, part))
+            )
         return rng.uniform(-1, 1, part.shape).astype(dtype)
 
     return fill(zero)
