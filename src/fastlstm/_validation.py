@@ -8,11 +8,11 @@ exception: an ``activation`` argument is checked where it is resolved,
 :func:`fastlstm.activations.resolve_activation`, since only compiling a user's
 function tells whether numba accepts it.
 
-The adapters (``io``, ``convert``, ``scoring``/``fastlstm score``, ``dask``)
-call that API as a user would, so these checks apply to what they pass on;
-they check only what the API never sees, in their own modules: the contents
-of files, command lines, the chunks and shapes of dask arrays before any task
-runs, and thread counts.
+The adapters (``io``, ``convert``, ``cli``, ``scoring``, ``dask``) call that
+API as a user would, so these checks apply to what they pass on; in their own
+modules they check only their own arguments and what the API never sees: the
+contents of files and of other frameworks' objects, command lines, the
+shapes of dask arrays before any task runs, thread counts.
 
 Messages name the offending value and, where there is one, the fix.
 """
@@ -43,6 +43,14 @@ def float_dtype(dtype: Any, what: str = "dtype") -> np.dtype:
     if resolved not in SUPPORTED_DTYPES:
         raise TypeError(f"{what} {resolved} is not supported; use float32 or float64")
     return resolved
+
+
+def state_dtype(c: Any, h: Any) -> np.dtype:
+    """The dtype ``c`` and ``h`` of a state share."""
+    c_dtype, h_dtype = np.asarray(c).dtype, np.asarray(h).dtype
+    if c_dtype != h_dtype:
+        raise TypeError(f"inconsistent internal state: {c_dtype} vs {h_dtype}")
+    return c_dtype
 
 
 def positive_int(value: Any, what: str) -> int:

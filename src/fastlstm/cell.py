@@ -45,10 +45,7 @@ class LSTMStateTuple(namedtuple("LSTMStateTuple", ("c", "h"))):
     @property
     def dtype(self) -> np.dtype:
         """The dtype shared by ``c`` and ``h``."""
-        c, h = self
-        if np.asarray(c).dtype != np.asarray(h).dtype:
-            raise TypeError(f"inconsistent internal state: {np.asarray(c).dtype} vs {np.asarray(h).dtype}")
-        return np.asarray(c).dtype
+        return check.state_dtype(*self)
 
 
 def glorot_uniform(shape: tuple, dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
