@@ -101,12 +101,13 @@ def as_kernel_array(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     Never modifies the caller's array: a copy is made whenever the layout, dtype,
     byte order or writeability differs.
     """
+    flags = array.flags  # a new object on every access
     if (
         array.dtype == dtype
         and array.dtype.isnative
-        and array.flags.c_contiguous
-        and array.flags.writeable
-        and array.flags.aligned
+        and flags.c_contiguous
+        and flags.writeable
+        and flags.aligned
     ):
         return array
     return np.array(array, dtype=dtype, order="C", copy=True)
@@ -151,7 +152,9 @@ def inputs_3d(inputs: Any, time_major: bool) -> np.ndarray:
 def sequence_lengths(sequence_length: Any, batch: int, max_time: int) -> np.ndarray:
     """Validated lengths as int64 ``[batch]``; all ``max_time`` when None."""
     if sequence_length is None:
-        return np.full(batch, max_time, dtype=np.int64)
+        lengths = np.empty(batch, dtype=np.int64)
+        lengths.fill(max_time)  # as np.full, at a third of its cost on a tiny call
+        return lengths
     lengths = real_array(sequence_length, "sequence_length")
     if lengths.shape != (batch,):
         raise ValueError(f"sequence_length must have shape ({batch},), got {lengths.shape}")
