@@ -26,7 +26,39 @@ from numba.core import cgutils, config
 from numba.core.codegen import get_host_cpu_features
 from numba.extending import intrinsic, overload
 
-from ._config import CALLED_BY_ADDRESS, GATE_OPTIONS, kernel_jit
+from ._config import kernel_jit
+
+# The compile options of every kernel below. They live in this file because numba's
+# disk cache stamps a kernel with the contents of its own file only: options imported
+# from elsewhere could change while stale machine code kept loading from the cache.
+#
+# * ``error_model="numpy"``: no zero-division check on float division, which
+#   would otherwise stop the vectoriser.
+# * fastmath flags are chosen one by one. Never ``nnan``/``ninf`` (NaN and Inf
+#   must propagate) and never ``reassoc`` (the order of every sum is fixed).
+#   ``contract`` (fuse a multiply and an add into one FMA) is allowed only where
+#   the fusion is unambiguous: in the matrix products every addition has exactly
+#   one product operand, so each sum becomes the same FMA chain in every
+#   kernel, vector lane and loop remainder.  The gate math adds two products
+#   (``c * sigmoid(f) + sigmoid(i) * act(j)``), which LLVM could fuse either way
+#   depending on the surrounding code, so it is compiled without ``contract``
+#   (:data:`GATE_OPTIONS`): that is what keeps a row's result bitwise the same in
+#   every kernel.
+# * ``cache=True``: compiled kernels are written to numba's on-disk cache so a
+#   new process does not pay the compile time again.
+# * ``nogil=True``: the kernels release the GIL, so Python threads overlap.
+# * :data:`CALLED_BY_ADDRESS`: functions that only other kernels call, through
+#   their native address (see ``_native_calls``), skip the Python and C
+#   wrappers numba would otherwise generate and compile for each of them.
+KERNEL_OPTIONS = {
+    "cache": True,
+    "error_model": "numpy",
+    "fastmath": {"contract", "nsz"},
+    "nogil": True,
+    "boundscheck": False,
+}
+GATE_OPTIONS = {**KERNEL_OPTIONS, "fastmath": {"nsz"}}
+CALLED_BY_ADDRESS = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
 
 # Activation codes understood by the kernels (see activations.py for the names).
 TANH, RELU, SIGMOID, LINEAR, SOFTSIGN, ELU, HARD_SIGMOID, RELU6, SELU, SWISH = range(10)
@@ -103,13 +135,13 @@ def _sigmoid_overload(x):
     return lambda x: 0.5 * tanh(0.5 * x) + 0.5
 
 
-@kernel_jit()
+@kernel_jit(KERNEL_OPTIONS)
 def _tanh_ratio_f32(x):
     """Numerator and denominator of the float32 tanh approximation (q > 0).
 
     Compiled on its own with ``contract``: its Horner steps fuse into FMAs the
     same way wherever it is inlined, while the gate math around it is not
-    contracted (see ``_config``).
+    contracted (see :data:`GATE_OPTIONS`).
     """
     y = _F32_TANH_CLAMP if x > _F32_TANH_CLAMP else x
     y = -_F32_TANH_CLAMP if y < -_F32_TANH_CLAMP else y
@@ -337,7 +369,7 @@ def _swish(x):
     return x * _sigmoid_f64(x)
 
 
-@kernel_jit(inline="always")
+@kernel_jit(KERNEL_OPTIONS, inline="always")
 def _axpy8(g, a, w0, w1, w2, w3, w4, w5, w6, w7):
     """g += a[0] * w0 + ... + a[7] * w7, summed left to right (FMA chain)."""
     a0 = a[0]
@@ -495,7 +527,7 @@ _wide_tile = _register_tile(4, TILE_VECTORS)
 _narrow_tile = _register_tile(4, 1)
 
 
-@kernel_jit(**CALLED_BY_ADDRESS)
+@kernel_jit(KERNEL_OPTIONS, **CALLED_BY_ADDRESS)
 def matmul_accumulate(a, n_rows, w, g, column_tile):
     """``g[:n_rows] += a[:n_rows] @ w`` with a fixed summation order per element.
 
@@ -692,7 +724,7 @@ def copy_into(typingctx, dst, src):
     return types.none(dst, src), codegen
 
 
-@kernel_jit(inline="always")
+@kernel_jit(KERNEL_OPTIONS, inline="always")
 def gather_chunk(rows, active, t0, t1, x, batch_stride, time_stride, lengths, reverse, x_rows, chunk_start):
     """Copy the inputs of steps ``t0 <= t < t1`` of the running rows into ``x_rows``.
 
@@ -715,7 +747,7 @@ def gather_chunk(rows, active, t0, t1, x, batch_stride, time_stride, lengths, re
     return active
 
 
-@kernel_jit(inline="always")
+@kernel_jit(KERNEL_OPTIONS, inline="always")
 def finish_rows(rows, c, h, lengths, max_time, out, batch_stride, time_stride, c_final, h_final):
     """Store each row's final state and zero its outputs past its length."""
     for r in range(rows.shape[0]):
@@ -726,7 +758,7 @@ def finish_rows(rows, c, h, lengths, max_time, out, batch_stride, time_stride, c
             out[b * batch_stride + t * time_stride] = 0
 
 
-@kernel_jit(**CALLED_BY_ADDRESS)
+@kernel_jit(KERNEL_OPTIONS, **CALLED_BY_ADDRESS)
 def run_block(
     order,
     block_start,
@@ -830,7 +862,7 @@ def run_block(
     finish_rows(rows, c, h, lengths, max_time, out, batch_stride, time_stride, c_final, h_final)
 
 
-@kernel_jit(**CALLED_BY_ADDRESS)
+@kernel_jit(KERNEL_OPTIONS, **CALLED_BY_ADDRESS)
 def step_unit_part(
     part,
     t,
@@ -889,7 +921,7 @@ def step_unit_part(
         copy_into(out[b * batch_stride + tt * time_stride, u0:u1], m[part, r, : u1 - u0])
 
 
-@kernel_jit(parallel=True, no_cfunc_wrapper=True)
+@kernel_jit(KERNEL_OPTIONS, parallel=True, no_cfunc_wrapper=True)
 def lstm_layer_split_units(
     step_address,
     step_args,
@@ -958,7 +990,7 @@ def lstm_layer_split_units(
     finish_rows(rows, c_rows, h, lengths, max_time, out, batch_stride, time_stride, c_final, h_final)
 
 
-@kernel_jit(parallel=True, no_cfunc_wrapper=True)
+@kernel_jit(KERNEL_OPTIONS, parallel=True, no_cfunc_wrapper=True)
 def lstm_layer(block_address, order, block_ptr, worker_ptr, worker_blocks, block_args):
     """Run one LSTM layer over a batch; each prange task is one worker's blocks.
 
@@ -974,7 +1006,7 @@ def lstm_layer(block_address, order, block_ptr, worker_ptr, worker_blocks, block
             call_compiled(block_address, (order, block_ptr[blk], block_ptr[blk + 1]) + block_args)
 
 
-@kernel_jit(no_cfunc_wrapper=True)
+@kernel_jit(KERNEL_OPTIONS, no_cfunc_wrapper=True)
 def lstm_layer_serial(block_address, order, block_ptr, block_args):
     """:func:`lstm_layer` on the calling thread alone, block after block.
 
