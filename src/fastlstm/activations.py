@@ -22,6 +22,7 @@ name            formula
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -52,6 +53,11 @@ class Activation:
     name: str
     code: int
     function: Callable[[float], float] | None = None
+
+
+# The Activation of each user function object, while a cell holds it: every cell built with
+# one function shares its compiled function and gate kernel (keyed on the Activation).
+_user_activations: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
 def _compile_user_function(function: Callable) -> Callable:
@@ -118,6 +124,12 @@ def resolve_activation(activation: ActivationLike) -> Activation:
         raise TypeError(
             f"activation must be a name, None or a callable, got {type(activation).__name__}: {activation!r}"
         )
+    known = _user_activations.get(id(activation))
+    # The entry holds the function, so no other object can have its id meanwhile.
+    if known is not None and activation in (known.function, getattr(known.function, "py_func", None)):
+        return known
     compiled = _compile_user_function(activation)
     name = getattr(activation, "__name__", "custom")
-    return Activation(name, _kernels.CUSTOM, compiled)
+    resolved = Activation(name, _kernels.CUSTOM, compiled)
+    _user_activations[id(activation)] = resolved
+    return resolved
