@@ -107,11 +107,20 @@ class CellArrays(NamedTuple):
 
 
 class GateScalars(NamedTuple):
-    """The scalars of a cell's gate math, in the weights' dtype."""
+    """The scalars of a cell's gate math, in the weights' dtype.
+
+    The gate kernels of :data:`GATE_KERNELS` (sigmoid gates, no gate clip) read
+    the first three; the others also ``gate_clip`` and, for the hard sigmoid
+    gates, ``min(max(hard_alpha * x + hard_beta, 0), hard_top) / hard_top``.
+    """
 
     forget_bias: float
     cell_clip: float  # inf: no clipping
     use_peepholes: bool
+    gate_clip: float  # inf: no clipping
+    hard_alpha: float
+    hard_beta: float
+    hard_top: float
 
 
 class SplitWeights(NamedTuple):
@@ -134,6 +143,10 @@ class SplitWork(NamedTuple):
     c: np.ndarray  # [parts, batch, part_units]; padded units stay zero
     m: np.ndarray  # [parts, batch, part_units]
 
+
+# Gate kernel families: sigmoid gates (the TF cell), sigmoid gates with ONNX's clip of
+# the activations' inputs, and hard sigmoid gates (with that clip; inf when unused).
+PLAIN, CLIPPED, HARD = "plain", "clipped", "hard"
 
 # Activation codes understood by the kernels (see activations.py for the names).
 TANH, RELU, SIGMOID, LINEAR, SOFTSIGN, ELU, HARD_SIGMOID, RELU6, SELU, SWISH = range(10)
@@ -162,6 +175,7 @@ _A13, _A11, _A9, _A7, _A5, _A3, _A1 = _F32_ALPHA
 _B6, _B4, _B2, _B0 = _F32_BETA
 _F32_HALF = np.float32(0.5)
 _F32_TWO = np.float32(2.0)
+_F32_ZERO = np.float32(0.0)
 
 # float64 tanh: Cephes' rational form below 0.625, 1 - 2 / (exp(2|x|) + 1) above,
 # exp by Cephes' Pade form with 2**n built from its bits; about 1 ulp, and plain
@@ -208,6 +222,28 @@ def _sigmoid_overload(x):
     if x == types.float32:
         return lambda x: _F32_HALF * tanh(_F32_HALF * x) + _F32_HALF
     return lambda x: 0.5 * tanh(0.5 * x) + 0.5
+
+
+def hard_sigmoid_gate(x, alpha, beta, top):
+    """``min(max(alpha * x + beta, 0), top) / top`` in the precision of ``x``; NaN stays NaN.
+
+    ``top = 1``: ONNX's HardSigmoid (tf.keras' hard_sigmoid with alpha 0.2, beta 0.5);
+    ``alpha = 1, beta = 3, top = 6``: Keras 3's ``relu6(x + 3) / 6``.
+    """
+    return min(max(alpha * x + beta, 0.0), top) / top
+
+
+@overload(hard_sigmoid_gate, jit_options={"fastmath": set(GATE_OPTIONS["fastmath"])})
+def _hard_sigmoid_gate_overload(x, alpha, beta, top):
+    zero = _F32_ZERO if x == types.float32 else 0.0
+
+    def hard_sigmoid_gate_impl(x, alpha, beta, top):
+        y = alpha * x + beta
+        y = zero if y < zero else y
+        y = top if y > top else y
+        return y / top
+
+    return hard_sigmoid_gate_impl
 
 
 @kernel_jit(KERNEL_OPTIONS)
@@ -762,6 +798,164 @@ def lstm_gates_swish(g, n_rows, c, m, peepholes, gate):
     _gate_math(g, n_rows, c, m, peepholes, gate.use_peepholes, gate.forget_bias, gate.cell_clip, _swish)
 
 
+@kernel_jit(GATE_OPTIONS, inline="always")
+def _tanh_act(x):
+    return tanh(x)
+
+
+@kernel_jit(GATE_OPTIONS, inline="always")
+def _sigmoid_gate(x, gate):
+    return sigmoid(x)
+
+
+@kernel_jit(GATE_OPTIONS, inline="always")
+def _hard_sigmoid_gate(x, gate):
+    return hard_sigmoid_gate(x, gate.hard_alpha, gate.hard_beta, gate.hard_top)
+
+
+@kernel_jit(GATE_OPTIONS, inline="always")
+def _gate_math_clipped(g, n_rows, c, m, peepholes, gate, act, gate_act):
+    """:func:`_gate_math` with ONNX's ``clip`` and a choice of gate activation ``gate_act``.
+
+    As onnxruntime's CPU LSTM: each of the four activations' inputs (i, f and
+    o with their peephole terms, bias and ``forget_bias`` added, and j) is
+    clamped to ``[-gate_clip, gate_clip]``; the cell state is not (``cell_clip``
+    still applies to it, as TF's).  ``gate_act(x, gate)`` is the sigmoid or the
+    hard sigmoid of :class:`GateScalars`.
+    """
+    units = c.shape[1]
+    w_i = peepholes[0]
+    w_f = peepholes[1]
+    w_o = peepholes[2]
+    forget_bias = gate.forget_bias
+    cell_clip = gate.cell_clip
+    gate_clip = gate.gate_clip
+    use_peepholes = gate.use_peepholes
+    for r in range(n_rows):
+        gi = g[r, 0:units]
+        gj = g[r, units : 2 * units]
+        gf = g[r, 2 * units : 3 * units]
+        go = g[r, 3 * units : 4 * units]
+        cr = c[r]
+        mr = m[r]
+        for u in range(units):
+            cp = cr[u]
+            f_in = gf[u] + forget_bias
+            i_in = gi[u]
+            if use_peepholes:
+                f_in = f_in + w_f[u] * cp
+                i_in = i_in + w_i[u] * cp
+            f_in = clip(f_in, gate_clip)
+            i_in = clip(i_in, gate_clip)
+            cu = gate_act(f_in, gate) * cp + gate_act(i_in, gate) * act(clip(gj[u], gate_clip))
+            cu = clip(cu, cell_clip)
+            cr[u] = cu
+            o_in = go[u] + w_o[u] * cu if use_peepholes else go[u]
+            mr[u] = gate_act(clip(o_in, gate_clip), gate) * act(cu)
+
+
+# The other two families, one kernel per activation each (same arguments as
+# lstm_gates_tanh), compiled only when a cell uses gate_clip or a hard sigmoid gate.
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_tanh_clipped(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _tanh_act, _sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_relu_clipped(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _relu, _sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_sigmoid_clipped(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _sigmoid_f64, _sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_linear_clipped(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _linear, _sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_softsign_clipped(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _softsign, _sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_elu_clipped(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _elu, _sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_hard_sigmoid_clipped(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _hard_sigmoid, _sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_relu6_clipped(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _relu6, _sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_selu_clipped(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _selu, _sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_swish_clipped(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _swish, _sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_tanh_hard(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _tanh_act, _hard_sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_relu_hard(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _relu, _hard_sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_sigmoid_hard(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _sigmoid_f64, _hard_sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_linear_hard(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _linear, _hard_sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_softsign_hard(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _softsign, _hard_sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_elu_hard(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _elu, _hard_sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_hard_sigmoid_hard(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _hard_sigmoid, _hard_sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_relu6_hard(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _relu6, _hard_sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_selu_hard(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _selu, _hard_sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_swish_hard(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _swish, _hard_sigmoid_gate)
+
+
 GATE_KERNELS = {
     TANH: lstm_gates_tanh,
     RELU: lstm_gates_relu,
@@ -774,6 +968,32 @@ GATE_KERNELS = {
     SELU: lstm_gates_selu,
     SWISH: lstm_gates_swish,
 }
+CLIPPED_GATE_KERNELS = {
+    TANH: lstm_gates_tanh_clipped,
+    RELU: lstm_gates_relu_clipped,
+    SIGMOID: lstm_gates_sigmoid_clipped,
+    LINEAR: lstm_gates_linear_clipped,
+    SOFTSIGN: lstm_gates_softsign_clipped,
+    ELU: lstm_gates_elu_clipped,
+    HARD_SIGMOID: lstm_gates_hard_sigmoid_clipped,
+    RELU6: lstm_gates_relu6_clipped,
+    SELU: lstm_gates_selu_clipped,
+    SWISH: lstm_gates_swish_clipped,
+}
+HARD_GATE_KERNELS = {
+    TANH: lstm_gates_tanh_hard,
+    RELU: lstm_gates_relu_hard,
+    SIGMOID: lstm_gates_sigmoid_hard,
+    LINEAR: lstm_gates_linear_hard,
+    SOFTSIGN: lstm_gates_softsign_hard,
+    ELU: lstm_gates_elu_hard,
+    HARD_SIGMOID: lstm_gates_hard_sigmoid_hard,
+    RELU6: lstm_gates_relu6_hard,
+    SELU: lstm_gates_selu_hard,
+    SWISH: lstm_gates_swish_hard,
+}
+# Every built-in gate kernel by family, then activation code.
+GATE_KERNEL_FAMILIES = {PLAIN: GATE_KERNELS, CLIPPED: CLIPPED_GATE_KERNELS, HARD: HARD_GATE_KERNELS}
 
 
 @intrinsic
@@ -1062,21 +1282,37 @@ def lstm_layer_serial(block_address, block_ptr, calls, layer, weights, gate, til
         )
 
 
-def specialise_for_activation(user_activation):
-    """A gate math kernel (as :data:`GATE_KERNELS` holds) that applies ``user_activation``.
+def specialise_for_activation(user_activation, family=PLAIN):
+    """A gate math kernel of ``family`` (as :data:`GATE_KERNEL_FAMILIES` holds) applying ``user_activation``.
 
     ``user_activation`` is a numba-compiled scalar function.  The kernel is
     compiled on first use and not cached on disk; the layer kernels call it
     through its address, so they are shared by every activation.
     """
+    if family == PLAIN:
+
+        @kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS, cache=False)
+        def user_gates(g, n_rows, c, m, peepholes, gate):
+            _gate_math(
+                g,
+                n_rows,
+                c,
+                m,
+                peepholes,
+                gate.use_peepholes,
+                gate.forget_bias,
+                gate.cell_clip,
+                user_activation,
+            )
+
+        return user_gates
+    gate_act = _hard_sigmoid_gate if family == HARD else _sigmoid_gate
 
     @kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS, cache=False)
-    def user_gates(g, n_rows, c, m, peepholes, gate):
-        _gate_math(
-            g, n_rows, c, m, peepholes, gate.use_peepholes, gate.forget_bias, gate.cell_clip, user_activation
-        )
+    def user_gates_clipped(g, n_rows, c, m, peepholes, gate):
+        _gate_math_clipped(g, n_rows, c, m, peepholes, gate, user_activation, gate_act)
 
-    return user_gates
+    return user_gates_clipped
 
 
 if config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1: numba runs the kernels as Python (for debugging)

@@ -22,7 +22,7 @@ from numba.np.ufunc import parallel as numba_parallel
 from . import _kernels
 from ._kernels import CellArrays, GateScalars, KernelCalls, LayerArrays, SplitWeights, SplitWork
 from ._native_calls import native_address
-from .activations import Activation
+from .activations import SIGMOID_GATES, Activation, GateActivation
 
 # Rows per block: enough to reuse each weight row from cache, few enough that a
 # small batch still gives every thread work.
@@ -60,6 +60,8 @@ class LayerWeights:
     cell_clip: float | None = None
     projection: np.ndarray | None = None  # [units, out_depth]
     proj_clip: float | None = None
+    recurrent_activation: GateActivation = SIGMOID_GATES  # of the gates i, f, o
+    gate_clip: float | None = None  # ONNX's clip of every activation's input
 
     @property
     def units(self) -> int:
@@ -101,14 +103,24 @@ def block_rows(batch: int, n_workers: int) -> int:
     return int(min(MAX_BLOCK_ROWS, max(1, batch // (2 * n_workers))))
 
 
-def gates_kernel(activation: Activation) -> Callable:
-    """The gate math kernel for the activation (for a user function: its own, compiled once)."""
+def gates_kernel(activation: Activation, family: str = _kernels.PLAIN) -> Callable:
+    """The gate math kernel of ``family`` for the activation (for a user function: its own, compiled once)."""
     if activation.function is None:
-        return _kernels.GATE_KERNELS[activation.code]
-    kernel = _custom_gates.get(activation)
+        return _kernels.GATE_KERNEL_FAMILIES[family][activation.code]
+    by_family = _custom_gates.get(activation)
+    if by_family is None:
+        by_family = _custom_gates.setdefault(activation, {})
+    kernel = by_family.get(family)
     if kernel is None:
-        kernel = _custom_gates.setdefault(activation, _kernels.specialise_for_activation(activation.function))
+        kernel = by_family.setdefault(family, _kernels.specialise_for_activation(activation.function, family))
     return kernel
+
+
+def gate_family(weights: LayerWeights) -> str:
+    """Which family of gate kernels runs ``weights``: the plain sigmoid one unless it needs more."""
+    if weights.recurrent_activation.hard:
+        return _kernels.HARD
+    return _kernels.PLAIN if weights.gate_clip is None else _kernels.CLIPPED
 
 
 @dataclass(frozen=True)
@@ -145,12 +157,17 @@ def kernel_inputs(weights: LayerWeights) -> KernelInputs:
         use_projection=weights.projection is not None,
         proj_clip=scalar(inf if weights.proj_clip is None else weights.proj_clip),
     )
+    recurrent = weights.recurrent_activation
     gate = GateScalars(
         forget_bias=scalar(weights.forget_bias),
         cell_clip=scalar(inf if weights.cell_clip is None else weights.cell_clip),
         use_peepholes=weights.peepholes is not None,
+        gate_clip=scalar(inf if weights.gate_clip is None else weights.gate_clip),
+        hard_alpha=scalar(recurrent.alpha),
+        hard_beta=scalar(recurrent.beta),
+        hard_top=scalar(recurrent.top),
     )
-    gates = gates_kernel(weights.activation)
+    gates = gates_kernel(weights.activation, gate_family(weights))
     matrix = np.empty((0, 0), dtype)
     calls = KernelCalls(
         matmul=native_address(_kernels.matmul_accumulate, (matrix, 0, matrix, matrix, 0)),
