@@ -23,6 +23,7 @@ import numpy as np
 
 from ..cell import BasicLSTMCell
 from ..io import (
+    IDENTITY_LAYERS,
     KerasBidirectionalConfig,
     KerasBidirectionalWeights,
     KerasLSTMConfig,
@@ -48,19 +49,6 @@ _ACTIVATIONS = {
     "silu": "swish",
     "hard_sigmoid": "hard_sigmoid",
 }
-# Layers that are the identity at inference: skipped in a model.
-_IDENTITY_LAYERS = frozenset(
-    {
-        "InputLayer",
-        "Dropout",
-        "SpatialDropout1D",
-        "GaussianNoise",
-        "GaussianDropout",
-        "AlphaDropout",
-        "ActivityRegularization",
-    }
-)
-
 KerasLayer = KerasLSTMWeights | KerasBidirectionalWeights
 
 
@@ -176,7 +164,7 @@ def _keras_layers(source: Any) -> tuple[list[KerasLayer], str | None]:
             kind = type(layer).__name__
             if kind in ("LSTM", "Bidirectional"):
                 layers.append(_layer_object(layer))
-            elif kind not in _IDENTITY_LAYERS:
+            elif kind not in IDENTITY_LAYERS:
                 raise ValueError(_unsupported_layer(layer, f"{class_name} model"))
         if not layers:
             raise ValueError(f"the {class_name} model has no LSTM or Bidirectional(LSTM) layer")

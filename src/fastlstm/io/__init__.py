@@ -13,6 +13,7 @@ own layout (TF gate order i, j, f, o; Keras gate order i, f, c, o).
 """
 
 from .keras_h5 import (
+    IDENTITY_LAYERS,
     KerasBidirectionalConfig,
     KerasBidirectionalWeights,
     KerasFileError,
@@ -25,6 +26,7 @@ from .keras_h5 import (
 from .tf_checkpoint import CheckpointError, read_tf_checkpoint
 
 __all__ = [
+    "IDENTITY_LAYERS",
     "CheckpointError",
     "KerasBidirectionalConfig",
     "KerasBidirectionalWeights",
