@@ -1,6 +1,6 @@
 """Read LSTM weights from Keras files, without Keras or TensorFlow.
 
-Three formats, recognised by their content rather than their file name:
+Four formats, recognised by their content rather than their file name:
 
 * Keras 3 ``.keras`` (``model.save``): a zip of ``config.json`` (the model's layers
   and options), ``metadata.json`` (the Keras version) and ``model.weights.h5``.
@@ -16,6 +16,17 @@ Three formats, recognised by their content rather than their file name:
   model config as JSON in the root attribute ``model_config`` and the weights under
   ``model_weights/<layer name>/``, listed by the ``layer_names`` and
   ``weight_names`` attributes.
+* Legacy weights-only ``.h5`` (``model.save_weights("x.h5")`` in Keras 2.x and
+  tf.keras): the same layer groups at the root, the root attributes
+  ``layer_names``, ``keras_version`` and ``backend``, and no config. The layers
+  are identified by their weights, in ``layer_names`` order: an LSTM holds
+  ``.../kernel:0`` ``[input, 4u]``, ``.../recurrent_kernel:0`` ``[u, 4u]`` and
+  (unless ``use_bias=False``) ``.../bias:0`` ``[4u]``; a Bidirectional(LSTM) holds
+  two such sets under ``forward_<name>/`` and ``backward_<name>/``. Layers without
+  weights are skipped (the file cannot tell an ``InputLayer`` or ``Dropout`` from
+  any other layer without weights); a layer with any other weights is refused.
+  The layer options are unknown (``config=None``); ``keras_version`` tells which
+  defaults applied (see :func:`fastlstm.from_keras`).
 
 Only Sequential stacks of ``LSTM`` and ``Bidirectional(LSTM)`` layers are read.
 ``InputLayer`` and layers that do nothing at inference (dropout, noise) are
@@ -225,17 +236,20 @@ class KerasModelWeights:
     ----------
     path : str
         The file read.
-    file_format : {"keras", "weights_h5", "legacy_h5"}
-        Keras 3 ``.keras`` zip, Keras 3 ``.weights.h5``, or legacy tf.keras ``.h5``.
+    file_format : {"keras", "weights_h5", "legacy_h5", "legacy_weights_h5"}
+        Keras 3 ``.keras`` zip, Keras 3 ``.weights.h5``, legacy tf.keras ``.h5``
+        (whole model), or legacy weights-only ``.h5`` (Keras 2 / tf.keras
+        ``model.save_weights``).
     keras_version : str or None
         The Keras version that wrote the file (None for ``.weights.h5``, which does
-        not record it). Versions ``3.*`` are Keras 3, ``2.*`` tf.keras.
+        not record it). Versions ``3.*`` are Keras 3, ``2.*`` Keras 2 or tf.keras
+        (tf.keras in TensorFlow up to 2.2 appends ``-tf``, e.g. ``"2.2.4-tf"``).
     layers : tuple of KerasLSTMWeights and KerasBidirectionalWeights
         The LSTM layers in model order (input first).
     """
 
     path: str
-    file_format: Literal["keras", "weights_h5", "legacy_h5"]
+    file_format: Literal["keras", "weights_h5", "legacy_h5", "legacy_weights_h5"]
     keras_version: str | None
     layers: tuple[KerasLayerWeights, ...]
 
@@ -400,10 +414,7 @@ def _read_hdf5(hdf5: HDF5Reader, root: Any, path: str) -> KerasModelWeights:
     if "model_weights" in root and "model_config" in root.attrs:
         return _read_legacy(hdf5, root, path)
     if "layer_names" in root.attrs:
-        raise KerasFileError(
-            f"{path}: a tf.keras weights-only .h5 (model.save_weights) holds no model config, so its "
-            "layers cannot be identified; save the whole model (model.save('model.h5')) instead"
-        )
+        return _read_legacy_weights(hdf5, root, path)
     raise KerasFileError(
         f"{path}: an HDF5 file, but not a Keras one (no 'layers' group, no 'model_weights' with 'model_config')"
     )
@@ -481,6 +492,93 @@ def _read_legacy(hdf5: HDF5Reader, root: Any, path: str) -> KerasModelWeights:
     _check_chain(layers, path)
     version = hdf5.one_text(root, "keras_version", path) if "keras_version" in root.attrs else None
     return KerasModelWeights(path, "legacy_h5", version, tuple(layers))
+
+
+def _read_legacy_weights(hdf5: HDF5Reader, root: Any, path: str) -> KerasModelWeights:
+    """A legacy weights-only ``.h5``: LSTM layers identified by their weight names and shapes."""
+    label = (
+        f"{path}: a tf.keras weights-only .h5 (model.save_weights) holds no model config, so its "
+        "layers are identified by their weights"
+    )
+    layers: list[KerasLayerWeights] = []
+    for name in hdf5.string_attribute(root, "layer_names", path) or []:
+        if not name or "/" in name or name in (".", ".."):
+            raise KerasFileError(f"{label}; layer_names holds the invalid layer name {name!r}")
+        if root.get(name, getlink=True) is None:
+            raise KerasFileError(f"{label}; layer_names lists {name!r} but the file has no group /{name}")
+        group = hdf5.child(root, name, path)
+        if not isinstance(group, hdf5.h5py.Group):
+            raise KerasFileError(f"{label}; /{name} is not a group")
+        weight_names = hdf5.string_attribute(group, "weight_names", path) or []
+        if not weight_names:
+            continue  # InputLayer, Dropout, ...: nothing to read
+        where = f"{path}: /{name}"
+        datasets = [hdf5.child(group, wn, where) for wn in weight_names]
+        shapes = [getattr(dataset, "shape", None) for dataset in datasets]
+        sides = _weights_only_sides(weight_names, shapes)
+        if sides is None:
+            raise UnsupportedLayerError(
+                f"{label}; layer {name!r} holds {weight_names[:6]} of shapes {shapes[:6]}, which are not "
+                "an LSTM's kernel [input, 4u], recurrent_kernel [u, 4u] and bias [4u] (a GRU, "
+                "SimpleRNN, CuDNNLSTM, Dense, ... cannot be read): only plain stacks of LSTM and "
+                "Bidirectional(LSTM) layers can"
+            )
+        lstms = []
+        for side_name, indices in sides:
+            arrays = [hdf5.read_array(datasets[k], f"{where}/{weight_names[k]}") for k in indices]
+            lstms.append(_lstm_layer(side_name or name, arrays, None, where))
+        if len(lstms) == 1:
+            layers.append(lstms[0])
+        else:
+            layers.append(_bidirectional(name, lstms[0], lstms[1], None, where))
+    if not layers:
+        raise KerasFileError(f"{label}; none of its layers holds an LSTM's weights")
+    _check_chain(layers, path)
+    version = hdf5.one_text(root, "keras_version", path) if "keras_version" in root.attrs else None
+    return KerasModelWeights(path, "legacy_weights_h5", version, tuple(layers))
+
+
+def _weights_only_sides(
+    weight_names: list[str], shapes: list[Any]
+) -> list[tuple[str | None, list[int]]] | None:
+    """How a weights-only layer's weights split into LSTMs: [(name, indices)], or None if they do not.
+
+    One LSTM: ``kernel``, ``recurrent_kernel`` (, ``bias``) with LSTM shapes. A
+    Bidirectional(LSTM): two such sets, the first under a ``forward_*`` scope and
+    the second under a ``backward_*`` one (named after those scopes).
+    """
+    parts = [name.split(":", 1)[0].split("/") for name in weight_names]
+    for size in (3, 2):
+        if len(parts) == size and _lstm_shaped([p[-1] for p in parts], shapes):
+            return [(None, list(range(size)))]
+        if len(parts) == 2 * size:
+            halves = []
+            for prefix, start in (("forward_", 0), ("backward_", size)):
+                scopes = {
+                    next((q for q in p[:-1] if q.startswith(prefix)), None)
+                    for p in parts[start : start + size]
+                }
+                block = range(start, start + size)
+                if len(scopes) != 1 or None in scopes:
+                    break
+                if not _lstm_shaped([parts[k][-1] for k in block], [shapes[k] for k in block]):
+                    break
+                halves.append((scopes.pop(), list(block)))
+            if len(halves) == 2:
+                return halves
+    return None
+
+
+def _lstm_shaped(kinds: list[str], shapes: list[Any]) -> bool:
+    """``kinds`` are an LSTM's weight names in order and ``shapes`` fit them."""
+    if kinds != list(_WEIGHT_NAMES[: len(kinds)]) or not all(isinstance(s, tuple) for s in shapes):
+        return False
+    kernel, recurrent = shapes[0], shapes[1]
+    if len(recurrent) != 2 or len(kernel) != 2 or recurrent[0] < 1 or kernel[0] < 1:
+        return False
+    units = recurrent[0]
+    fits = recurrent[1] == 4 * units and kernel[1] == 4 * units
+    return fits and (len(shapes) == 2 or tuple(shapes[2]) == (4 * units,))
 
 
 def _legacy_weight_names(hdf5: HDF5Reader, weights_group: Any, name: str, path: str) -> list[str]:
