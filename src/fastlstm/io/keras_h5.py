@@ -514,7 +514,12 @@ def _read_legacy_weights(hdf5: HDF5Reader, root: Any, path: str) -> KerasModelWe
             continue  # InputLayer, Dropout, ...: nothing to read
         where = f"{path}: /{name}"
         datasets = [hdf5.child(group, wn, where) for wn in weight_names]
-        shapes = [getattr(dataset, "shape", None) for dataset in datasets]
+        for weight_name, dataset in zip(weight_names, datasets, strict=True):
+            if not isinstance(dataset, hdf5.h5py.Dataset) or dataset.shape is None:
+                raise KerasFileError(
+                    f"{where}/{weight_name}: not a dataset with a shape; the file is damaged"
+                )
+        shapes = [dataset.shape for dataset in datasets]
         sides = _weights_only_sides(weight_names, shapes)
         if sides is None:
             raise UnsupportedLayerError(
@@ -539,7 +544,7 @@ def _read_legacy_weights(hdf5: HDF5Reader, root: Any, path: str) -> KerasModelWe
 
 
 def _weights_only_sides(
-    weight_names: list[str], shapes: list[Any]
+    weight_names: list[str], shapes: list[tuple[int, ...]]
 ) -> list[tuple[str | None, list[int]]] | None:
     """How a weights-only layer's weights split into LSTMs: [(name, indices)], or None if they do not.
 
@@ -569,16 +574,16 @@ def _weights_only_sides(
     return None
 
 
-def _lstm_shaped(kinds: list[str], shapes: list[Any]) -> bool:
+def _lstm_shaped(kinds: list[str], shapes: list[tuple[int, ...]]) -> bool:
     """``kinds`` are an LSTM's weight names in order and ``shapes`` fit them."""
-    if kinds != list(_WEIGHT_NAMES[: len(kinds)]) or not all(isinstance(s, tuple) for s in shapes):
+    if kinds != list(_WEIGHT_NAMES[: len(kinds)]):
         return False
     kernel, recurrent = shapes[0], shapes[1]
     if len(recurrent) != 2 or len(kernel) != 2 or recurrent[0] < 1 or kernel[0] < 1:
         return False
     units = recurrent[0]
     fits = recurrent[1] == 4 * units and kernel[1] == 4 * units
-    return fits and (len(shapes) == 2 or tuple(shapes[2]) == (4 * units,))
+    return fits and (len(shapes) == 2 or shapes[2] == (4 * units,))
 
 
 def _legacy_weight_names(hdf5: HDF5Reader, weights_group: Any, name: str, path: str) -> list[str]:
