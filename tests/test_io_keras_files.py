@@ -304,6 +304,19 @@ def test_legacy_weights_only_refusals(h5py, tmp_path, layers, error, message):
         assert "a tf.keras weights-only .h5 (model.save_weights) holds no model config" in str(info.value)
 
 
+def huge_unwritten_lstm_2(root):
+    """lstm_2 declared with 16384 units (a 4 GiB recurrent kernel) but nothing stored: refused unread."""
+    group = root["lstm_2/lstm_2"]
+    for name, shape in (
+        ("kernel:0", (5, 65536)),
+        ("recurrent_kernel:0", (16384, 65536)),
+        ("bias:0", (65536,)),
+    ):
+        del group[name]
+        group.create_dataset(name, shape=shape, dtype=np.float32)
+    group["kernel:0"][...] = 0.0
+
+
 @pytest.mark.parametrize(
     "edit, message",
     [
@@ -315,8 +328,11 @@ def test_legacy_weights_only_refusals(h5py, tmp_path, layers, error, message):
         (lambda root: root["lstm_1"].attrs.__setitem__("weight_names", [b"lstm_1/kernel:0", b"lstm_1/nothing:0", b"lstm_1/bias:0"]),
          r"/lstm_1/lstm_1/nothing:0 is missing"),
         (lambda root: root.attrs.__setitem__("keras_version", np.float64(2.2)), r"attribute 'keras_version' of / is not a string or a list of strings"),
+        (huge_unwritten_lstm_2, r"/lstm_2/lstm_2/recurrent_kernel:0: shape \(16384, 65536\) needs 4294967296 bytes but 0 are stored"),
+        (lambda root: (root.__delitem__("lstm_2/lstm_2/bias:0"), root.create_dataset("lstm_2/lstm_2/bias:0", shape=(16,), dtype=np.float32)),
+         r"/lstm_2/lstm_2/bias:0: shape \(16,\) needs 64 bytes but 0 are stored"),
     ],
-    ids=["bad-name", "missing-group", "names-not-text", "dotdot", "missing-weight", "version-not-text"],
+    ids=["bad-name", "missing-group", "names-not-text", "dotdot", "missing-weight", "version-not-text", "huge-kernel", "unwritten"],
 )  # fmt: skip
 def test_legacy_weights_only_damage(h5py, tmp_path, edit, message):
     path = edited_h5(h5py, tmp_path, KERAS / "keras220_weights.h5", edit)
