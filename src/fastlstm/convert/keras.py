@@ -14,25 +14,23 @@ reordered to (i, j=c, f, o), and ``forget_bias=0.0``; Keras'
 Keras 3, fastlstm's ``"hard_sigmoid"`` and ``"keras3_hard_sigmoid"``).
 
 The default ``recurrent_activation`` of a Keras LSTM, which a weights-only
-legacy ``.h5`` file relies on, depends on the Keras that wrote it. The file's
+legacy ``.h5`` file relies on, depends on the Keras that wrote it; the file's
 ``keras_version`` tells (checked against the Keras and TensorFlow sources):
 
-==================  ==========================================  ================
-``keras_version``   written by                                  default
-==================  ==========================================  ================
-2.0.0 - 2.2.5       Keras                                       ``hard_sigmoid``
-2.3.0 and later     Keras 2.3+, tf.keras of TF 2.3+, tf_keras   ``sigmoid``
-below 2.2.4-tf      tf.keras of TensorFlow 1.4 - 1.12           ``hard_sigmoid``
-2.2.4-tf            tf.keras of TF 1.13 - 1.15 *and* TF 2.0 -   refused: pass
-                    2.1 (TF 2.1 imports Keras before enabling   ``recurrent_``
-                    v2 behaviour, so it writes the TF 1 string)  ``activation=``
-2.3.0-tf            tf.keras of TF 2.2                          ``sigmoid``
-3.*                 Keras 3                                     ``sigmoid``
-==================  ==========================================  ================
+* ``2.0.0`` - ``2.2.5`` (Keras): ``hard_sigmoid``. Keras 2.3.0 changed it.
+* ``2.3.0`` and later (Keras 2.3+, tf.keras of TF 2.3 - 2.5 writes ``2.4.0``,
+  keras / tf_keras 2.6+), and ``3.*`` (Keras 3): ``sigmoid``.
+* ``-tf`` versions below ``2.2.4-tf`` (tf.keras of TensorFlow 1.4 - 1.12):
+  ``hard_sigmoid``.
+* ``2.2.4-tf``: refused unless ``recurrent_activation=`` is given. tf.keras
+  writes it in TF 1.13 - 1.15 (default ``hard_sigmoid``) *and* in TF 2.0 - 2.1
+  (default ``sigmoid``): TF 2.1 imports Keras before it enables v2 behaviour, so
+  Keras still picks its TF 1 version string.
+* ``2.3.0-tf`` (tf.keras of TF 2.2): ``sigmoid``.
 
-(TF 1.x's ``tf.keras.layers.LSTM``, and ``tf.compat.v1.keras.layers.LSTM`` in any
-TF 2, default to ``hard_sigmoid``; TF 2's ``tf.keras.layers.LSTM`` to ``sigmoid``.
-A model built with the TF 1 layer in TF 2 records a TF 2 version: override it.)
+TF 1.x's ``tf.keras.layers.LSTM`` and ``tf.compat.v1.keras.layers.LSTM`` in any
+TF 2 default to ``hard_sigmoid``, TF 2's ``tf.keras.layers.LSTM`` to ``sigmoid``;
+a model built with the TF 1 layer in TF 2 records a TF 2 version: override it.
 """
 
 from __future__ import annotations
@@ -48,13 +46,13 @@ import numpy as np
 
 from ..cell import BasicLSTMCell
 from ..io import (
-    IDENTITY_LAYERS,
     KerasBidirectionalConfig,
     KerasBidirectionalWeights,
     KerasLSTMConfig,
     KerasLSTMWeights,
     read_keras_weights,
 )
+from ..io.keras_h5 import IDENTITY_LAYERS
 from ..model import LSTMModel
 from ._common import default_dtype, float_array, per_cell, to_tf_gate_order
 
@@ -123,7 +121,8 @@ def from_keras(
         ``clip(0.2 x + 0.5, 0, 1)``, ``"keras3_hard_sigmoid"`` = Keras 3's
         ``relu6(x + 3) / 6``) or a :class:`fastlstm.HardSigmoid`; one value for
         every layer or a list with one per Keras LSTM / Bidirectional layer
-        (both directions of a Bidirectional get its value).
+        (both directions of a Bidirectional get its value; a ``None`` entry
+        keeps what the source says).
     activation : str or list, optional
         The cell activation (a fastlstm activation name), overriding the
         source's; one value or one per layer, like ``recurrent_activation``.

@@ -255,7 +255,7 @@ class KerasModelWeights:
 
 
 def read_keras_weights(path: str | os.PathLike[str]) -> KerasModelWeights:
-    """Read the LSTM layers of a Keras ``.keras``, ``.weights.h5`` or legacy ``.h5`` file.
+    """Read the LSTM layers of a Keras ``.keras``, ``.weights.h5`` or legacy (whole-model or weights-only) ``.h5``.
 
     Parameters
     ----------
@@ -278,7 +278,8 @@ def read_keras_weights(path: str | os.PathLike[str]) -> KerasModelWeights:
         not installed.
     UnsupportedLayerError
         If the model holds a layer other than ``LSTM`` / ``Bidirectional(LSTM)``
-        (besides ``InputLayer`` and dropout/noise layers) or is not Sequential.
+        (besides ``InputLayer`` and dropout/noise layers) or is not Sequential;
+        in a weights-only file, a layer whose weights are not an LSTM's.
     KerasFileError
         If the file is truncated, corrupted, malformed, or its weights do not fit
         its config; the message names the file.
