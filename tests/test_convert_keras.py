@@ -107,6 +107,7 @@ def cells_of(model):
     "name, options, key, gate",
     [
         ("hard_sigmoid.keras", {}, "outputs", "keras3_hard_sigmoid"),
+        ("hard_sigmoid.h5", {}, "outputs", "keras3_hard_sigmoid"),  # Keras 3's legacy .h5: keras_version 3.15.1
         ("legacy_hard_sigmoid.h5", {}, "outputs", "hard_sigmoid"),
         ("legacy_weights_stacked.h5", {}, "outputs", "sigmoid"),
         ("legacy_weights_stacked.h5", {"recurrent_activation": "hard_sigmoid"}, "outputs_hard_sigmoid", "hard_sigmoid"),

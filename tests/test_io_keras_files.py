@@ -102,6 +102,8 @@ def test_golden_bidirectional(h5py, name):
         ("stacked.keras", "keras", "3.15.1"),
         ("bidi.weights.h5", "weights_h5", None),
         ("legacy_bidi.h5", "legacy_h5", "2.21.0"),
+        ("hard_sigmoid.h5", "legacy_h5", "3.15.1"),
+        ("keras220_weights.h5", "legacy_weights_h5", "2.2.0"),
     ],
 )
 def test_format_and_version(h5py, name, file_format, version):

@@ -9,9 +9,9 @@ Writes into tests/golden/keras/ (relative to the repo root):
   legacy_stacked.h5, legacy_stacked_expected.npz            tf_keras (Keras 2)
   legacy_bidi.h5, legacy_bidi_expected.npz                  tf_keras (Keras 2)
       the same two architectures saved with model.save(..., save_format="h5")
-  hard_sigmoid.keras, hard_sigmoid_expected.npz             Keras 3
+  hard_sigmoid.keras, hard_sigmoid.h5, hard_sigmoid_expected.npz   Keras 3
       stacked, both LSTMs with recurrent_activation="hard_sigmoid" (Keras 3's:
-      relu6(x + 3) / 6)
+      relu6(x + 3) / 6), saved with model.save as .keras and as legacy .h5
   legacy_hard_sigmoid.h5, legacy_hard_sigmoid_expected.npz  tf_keras (Keras 2)
       stacked with recurrent_activation="hard_sigmoid" (clip(0.2 x + 0.5, 0, 1)),
       model.save(..., save_format="h5")
@@ -248,7 +248,14 @@ def run_keras3_hard_sigmoid():
     with zipfile.ZipFile(path) as z:
         verify_h5(io.BytesIO(z.read("model.weights.h5")), "stacked", False, model)
         lines, attrs = h5_tree(io.BytesIO(z.read("model.weights.h5")))
-    return [f"## hard_sigmoid.keras :: model.weights.h5  {attrs}"] + lines
+    report = [f"## hard_sigmoid.keras :: model.weights.h5  {attrs}"] + lines
+    # The same model as a Keras 3 legacy HDF5 (keras_version 3.15.1): same expected outputs.
+    legacy = os.path.join(OUT, "hard_sigmoid.h5")
+    model.save(legacy)
+    np.testing.assert_allclose(keras.saving.load_model(legacy).predict(inputs, verbose=0), outputs, atol=1e-6)
+    print(f"wrote {os.path.relpath(legacy, ROOT)}  ({os.path.getsize(legacy)} B)")
+    lines, attrs = h5_tree(legacy)
+    return report + [f"\n## hard_sigmoid.h5 (Keras 3 model.save('x.h5'))  {attrs}"] + lines
 
 
 def run_legacy():
