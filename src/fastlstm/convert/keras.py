@@ -24,8 +24,9 @@ legacy ``.h5`` file relies on, depends on the Keras that wrote it; the file's
   ``hard_sigmoid``.
 * ``2.2.4-tf``: refused unless ``recurrent_activation=`` is given. tf.keras
   writes it in TF 1.13 - 1.15 (default ``hard_sigmoid``) *and* in TF 2.0 - 2.1
-  (default ``sigmoid``): TF 2.1 imports Keras before it enables v2 behaviour, so
-  Keras still picks its TF 1 version string.
+  (default ``sigmoid``): TF 2.0 and 2.1 import Keras before they enable v2
+  behaviour, so Keras still picks its TF 1 version string (read in the
+  TensorFlow 1.15.0, 2.0.0, 2.1.0 and 2.2.0 wheels).
 * ``2.3.0-tf`` (tf.keras of TF 2.2): ``sigmoid``.
 
 TF 1.x's ``tf.keras.layers.LSTM`` and ``tf.compat.v1.keras.layers.LSTM`` in any
