@@ -751,6 +751,21 @@ def test_fuzz_keras_weights_inside_zip(h5py, tmp_path, name, mutations):
         assert "model.keras" in str(error)
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    name=st.sampled_from(["keras220_weights.h5", "legacy_weights_stacked.h5", "legacy_weights_bidi.h5"]),
+    mutations=MUTATIONS,
+)
+def test_fuzz_legacy_weights_only(h5py, tmp_path, name, mutations):
+    """Weights-only files, whose layers are identified from the bytes alone: only KerasFileError."""
+    path = tmp_path / name
+    path.write_bytes(apply_mutations((KERAS / name).read_bytes(), mutations))
+    try:
+        check_model(read_keras_weights(path))
+    except KerasFileError as error:
+        assert str(error).startswith(str(path))
+
+
 # ---------------------------------------------------------------------- regression corpus
 
 
