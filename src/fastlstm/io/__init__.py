@@ -6,8 +6,11 @@
   ``.keras``, ``.weights.h5`` or legacy tf.keras ``.h5`` file, without Keras (needs
   ``h5py``: ``pip install fastlstm[keras]``). Errors: :class:`KerasFileError`, and
   :class:`UnsupportedLayerError` for layers other than LSTM.
+* :func:`read_state_dict`: the tensors of a PyTorch state dict saved as ``.safetensors``
+  (without torch; needs ``safetensors``: ``pip install fastlstm[safetensors]``) or with
+  ``torch.save`` (``.pt`` / ``.pth``; needs torch). Errors: :class:`StateDictFileError`.
 
-Both error classes are ``ValueError`` subclasses whose message names the file. The
+Every error class is a ``ValueError`` subclass whose message names the file. The
 readers build no cells or models: they return the arrays in the source framework's
 own layout (TF gate order i, j, f, o; Keras gate order i, f, c, o).
 """
@@ -22,6 +25,7 @@ from .keras_h5 import (
     UnsupportedLayerError,
     read_keras_weights,
 )
+from .state_dict import StateDictFileError, read_state_dict
 from .tf_checkpoint import CheckpointError, read_tf_checkpoint
 
 __all__ = [
@@ -32,7 +36,9 @@ __all__ = [
     "KerasLSTMConfig",
     "KerasLSTMWeights",
     "KerasModelWeights",
+    "StateDictFileError",
     "UnsupportedLayerError",
     "read_keras_weights",
+    "read_state_dict",
     "read_tf_checkpoint",
 ]
