@@ -9,6 +9,8 @@
 * :func:`read_state_dict`: the tensors of a PyTorch state dict saved as ``.safetensors``
   (without torch; needs ``safetensors``: ``pip install fastlstm[safetensors]``) or with
   ``torch.save`` (``.pt`` / ``.pth``; needs torch). Errors: :class:`StateDictFileError`.
+* :func:`read_onnx_lstm`: one ``LSTM`` node of an ONNX model and its constant inputs
+  (needs ``onnx``: ``pip install fastlstm[onnx]``). Errors: :class:`OnnxFileError`.
 
 Every error class is a ``ValueError`` subclass whose message names the file. The
 readers build no cells or models: they return the arrays in the source framework's
@@ -25,6 +27,7 @@ from .keras_h5 import (
     UnsupportedLayerError,
     read_keras_weights,
 )
+from .onnx_model import OnnxFileError, OnnxLSTMNode, read_onnx_lstm
 from .state_dict import StateDictFileError, read_state_dict
 from .tf_checkpoint import CheckpointError, read_tf_checkpoint
 
@@ -36,9 +39,12 @@ __all__ = [
     "KerasLSTMConfig",
     "KerasLSTMWeights",
     "KerasModelWeights",
+    "OnnxFileError",
+    "OnnxLSTMNode",
     "StateDictFileError",
     "UnsupportedLayerError",
     "read_keras_weights",
+    "read_onnx_lstm",
     "read_state_dict",
     "read_tf_checkpoint",
 ]
