@@ -8,13 +8,10 @@ layout 1 are checked against ONNX's reference implementation
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pytest
 
 import fastlstm
-import fastlstm.convert.onnx
 from fastlstm.convert import onnx_initial_state, onnx_outputs
 from fastlstm.io import OnnxFileError, read_onnx_lstm
 
@@ -302,11 +299,6 @@ def test_node_selection_and_reader(tmp_path):
         OnnxFileError, match=r"no LSTM node named 'third' \(its LSTM nodes: 'lstm', 'second'\)"
     ):
         fastlstm.from_onnx(path, node="third")
-
-
-def test_docstring_example():
-    failures, tried = doctest.testmod(fastlstm.convert.onnx, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert tried > 0 and failures == 0
 
 
 # --------------------------------------------------------------------------- errors

@@ -26,7 +26,7 @@ import numpy as np
 from .. import activations as _activations
 from ..cell import BasicLSTMCell, LSTMCell, LSTMStateTuple
 from ..io.onnx_model import OnnxLSTMNode, read_onnx_lstm
-from ..model import LSTMModel
+from ..model import Backward, LSTMModel
 from ._common import default_dtype
 
 __all__ = ["from_onnx", "onnx_initial_state", "onnx_outputs"]
@@ -163,8 +163,6 @@ def from_onnx(path_or_model: Any, node: str | None = None, dtype: Any = None) ->
     if lstm.direction == "forward":
         layer: Any = cells[0]
     elif lstm.direction == "reverse":
-        from ..model import Backward
-
         layer = Backward(cells[0])
     else:
         layer = (cells[0], cells[1])
