@@ -332,7 +332,6 @@ def with_attributes(**attributes):
             {"activations": ["Sigmoid", "Affine", "Affine"], "activation_alpha": [0.5, 0.5]},
             r"= Affine\(alpha=0.5, beta=0.0\) has no exact",
         ),
-        ({"activation_alpha": [0.5]}, r"activation_alpha has more values than the activations use"),
         ({"clip": -1.0}, r"clip=-1.0 must be > 0"),
         ({"direction": "sideways"}, r"direction = 'sideways' is not one of"),
         ({"layout": 2}, r"layout = 2 is not 0 or 1"),

@@ -147,7 +147,7 @@ def from_onnx(path_or_model: Any, node: str | None = None, dtype: Any = None) ->
     ((5, 1, 2, 4), (1, 2, 4), 0.0)
     """
     lstm = read_onnx_lstm(path_or_model, node)
-    where = f"ONNX LSTM node {lstm.name!r}" if lstm.name else "the ONNX LSTM node"
+    where = f"{lstm.source}: LSTM node {lstm.name!r}" if lstm.name else f"{lstm.source}: the LSTM node"
     if lstm.input_forget:
         raise ValueError(
             f"{where}: input_forget={lstm.input_forget} (input and forget gates coupled) is not supported"
@@ -159,7 +159,10 @@ def from_onnx(path_or_model: Any, node: str | None = None, dtype: Any = None) ->
     cells = []
     for d, label in enumerate(("forward", "backward")[: lstm.num_directions]):
         recurrent, activation = _cell_activations(per_direction[d], where, d)
-        cells.append(_cell(lstm, d, recurrent, activation, dtype, label))
+        try:
+            cells.append(_cell(lstm, d, recurrent, activation, dtype, label))
+        except ValueError as error:  # a value the cell refuses (such as an infinite clip)
+            raise ValueError(f"{where}: {error}") from error
     if lstm.direction == "forward":
         layer: Any = cells[0]
     elif lstm.direction == "reverse":
@@ -170,7 +173,12 @@ def from_onnx(path_or_model: Any, node: str | None = None, dtype: Any = None) ->
 
 
 def _activations_of(lstm: OnnxLSTMNode, where: str) -> list[tuple[_Activation, ...]]:
-    """(f, g, h) per direction, each with the alpha / beta it consumes (onnxruntime's rule)."""
+    """(f, g, h) per direction, each with the alpha / beta it consumes.
+
+    onnxruntime's rule: the alpha (beta) values go, in order, to the activations that take an
+    alpha (beta); one that finds the list used up takes its operator's default; values left
+    over are ignored.
+    """
     names = lstm.activations or _DEFAULT_ACTIVATIONS * lstm.num_directions
     if len(names) != 3 * lstm.num_directions:
         raise ValueError(
@@ -187,9 +195,6 @@ def _activations_of(lstm: OnnxLSTMNode, where: str) -> list[tuple[_Activation, .
         alpha = (alphas.pop(0) if alphas else default_alpha) if name in _TAKES_ALPHA else None
         beta = (betas.pop(0) if betas else default_beta) if name in _TAKES_BETA else None
         resolved.append(_Activation(raw, alpha, beta))
-    if alphas or betas:
-        extra = "activation_alpha" if alphas else "activation_beta"
-        raise ValueError(f"{where}: {extra} has more values than the activations use ({list(names)})")
     return [tuple(resolved[3 * d : 3 * d + 3]) for d in range(lstm.num_directions)]
 
 

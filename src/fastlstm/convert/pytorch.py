@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..cell import BasicLSTMCell, LSTMCell
-from ..io.state_dict import read_state_dict
+from ..io.state_dict import StateDictFileError, read_state_dict
 from ..model import LSTMModel
 from ._common import default_dtype, float_array, to_tf_gate_order
 
@@ -146,7 +146,13 @@ def from_torch(source: Any, dtype: Any = None, *, prefix: str | None = None) -> 
             return picked[0].keys
 
         arrays = read_state_dict(source, select)
-        state = {name[len(picked[0].prefix) :]: float_array(arrays[name], name) for name in picked[0].keys}
+        try:
+            state = {
+                name[len(picked[0].prefix) :]: float_array(arrays[name], name) for name in picked[0].keys
+            }
+            return _model(state, dtype)
+        except ValueError as error:  # weights that do not fit together: name the file
+            raise StateDictFileError(f"{os.fsdecode(os.fspath(source))}: {error}") from error
     elif torch is not None and isinstance(source, torch.nn.Module):
         module = source
         kind = type(module).__name__
@@ -163,19 +169,23 @@ def from_torch(source: Any, dtype: Any = None, *, prefix: str | None = None) -> 
             f"from_torch takes an nn.LSTM or its state_dict(), got {type(source).__name__} (also accepted: "
             "an nn.LSTMCell, or the path of a .safetensors, .pt or .pth file)"
         )
-    if _is_cell(state):
-        model = LSTMModel([_cell_of_lstm_cell(state, dtype)])
-    else:
-        layout = _layout(state)
-        dtype = default_dtype(dtype, list(state.values()))
-        layers: list[Any] = []
-        for k in range(layout.num_layers):
-            cells = [_cell(state, f"_l{k}{suffix}", layout.bias, dtype) for suffix in layout.suffixes]
-            layers.append(tuple(cells) if layout.bidirectional else cells[0])
-        model = LSTMModel(layers)
+    model = _model(state, dtype)
     if module is not None:
         _check_module(module, model)
     return model
+
+
+def _model(state: dict[str, np.ndarray], dtype: Any) -> LSTMModel:
+    """The model of an nn.LSTM's or nn.LSTMCell's entries (prefix removed)."""
+    if _is_cell(state):
+        return LSTMModel([_cell_of_lstm_cell(state, dtype)])
+    layout = _layout(state)
+    dtype = default_dtype(dtype, list(state.values()))
+    layers: list[Any] = []
+    for k in range(layout.num_layers):
+        cells = [_cell(state, f"_l{k}{suffix}", layout.bias, dtype) for suffix in layout.suffixes]
+        layers.append(tuple(cells) if layout.bidirectional else cells[0])
+    return LSTMModel(layers)
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,8 @@ class OnnxLSTMNode:
 
     Attributes
     ----------
+    source : str
+        The file it was read from, or ``<ModelProto>``.
     name : str
         The node's name ('' if unnamed).
     outputs : tuple of str
@@ -112,6 +114,7 @@ class OnnxLSTMNode:
         inputs that are not constants.
     """
 
+    source: str
     name: str
     outputs: tuple[str, ...]
     opset: int
@@ -209,8 +212,7 @@ def read_onnx_lstm(model: Any, node: str | None = None) -> OnnxLSTMNode:
     if values["W"] is None or values["R"] is None:
         missing = "W" if values["W"] is None else "R"
         raise OnnxFileError(f"{label} has no input {missing}; W and R are required")
-    result = _checked(lstm, label, opset, attributes, values, runtime)
-    return result
+    return _checked(where, lstm, label, opset, attributes, values, runtime)
 
 
 def _import_onnx() -> Any:
@@ -435,6 +437,7 @@ def _tensor(tensor: Any, label: str) -> np.ndarray:
 
 
 def _checked(
+    where: str,
     node: Any,
     label: str,
     opset: int,
@@ -475,6 +478,7 @@ def _checked(
     if layout not in (0, 1):
         raise OnnxFileError(f"{label}: layout = {layout} is not 0 or 1")
     return OnnxLSTMNode(
+        source=where,
         name=node.name,
         outputs=tuple(list(node.output) + [""] * (3 - len(node.output))),
         opset=opset,
