@@ -8,10 +8,8 @@ written by ``python tests/test_io_onnx_model.py --write-corpus`` from :func:`cor
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import signal
 import subprocess
 import sys
 import textwrap
@@ -24,14 +22,13 @@ from hypothesis import strategies as st
 
 import fastlstm
 from fastlstm.io import OnnxFileError
-from mutations import apply_mutations, byte_mutations
+from mutations import EXAMPLE_TIME_LIMIT, apply_mutations, byte_mutations, time_limit
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper
 
 CORPUS = Path(__file__).parent / "fuzz_corpus" / "onnx"
 HIDDEN, INPUT = 4, 3
-EXAMPLE_TIME_LIMIT = 30  # seconds; one read takes milliseconds
 EXAMPLES = max(300, settings.default.max_examples)
 
 
@@ -117,22 +114,6 @@ SEEDS = {
     "bidirectional.onnx": seed_bidirectional(),
     "reverse_half.onnx": seed_reverse_half(),
 }
-
-
-@contextlib.contextmanager
-def time_limit(seconds):
-    """Fail (instead of hanging the suite) if the block runs longer than ``seconds``."""
-
-    def expired(signum, frame):
-        raise TimeoutError(f"no result after {seconds} s: a hang")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def check_model(model):

@@ -32,6 +32,8 @@ __all__ = ["StateDictFileError", "read_state_dict"]
 _ZIP_SIGNATURE = b"PK\x03\x04"
 _PICKLE_PROTOCOL = 0x80  # first byte of a pickle of protocol 2 or later (torch's legacy format)
 _HEADER_LENGTH_BYTES = 8
+# safetensors dtypes the package's numpy API returns as numpy arrays (BF16 is widened here).
+_NUMPY_DTYPES = frozenset({"F16", "F32", "F64", "I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64", "BOOL"})
 
 Selector = Callable[[list[str]], list[str]]
 
@@ -118,13 +120,16 @@ def _read_safetensors(path: str, select: Selector | None) -> dict[str, np.ndarra
                 dtype = file.get_slice(name).get_dtype()
                 if dtype == "BF16":
                     arrays[name] = _bfloat16(path, name)
-                else:
+                elif dtype in _NUMPY_DTYPES:
                     arrays[name] = _widened(file.get_tensor(name))
+                else:
+                    raise StateDictFileError(
+                        f"{path}: tensor {name!r} has dtype {dtype}, which numpy cannot hold "
+                        f"(readable: {sorted(_NUMPY_DTYPES | {'BF16'})})"
+                    )
             return arrays
     except SafetensorError as error:
         raise StateDictFileError(f"{path}: not a valid safetensors file ({error})") from error
-    except TypeError as error:  # a dtype numpy does not know (float8, ...)
-        raise StateDictFileError(f"{path}: a tensor has a dtype numpy cannot hold ({error})") from error
 
 
 def _bfloat16(path: str, name: str) -> np.ndarray:
