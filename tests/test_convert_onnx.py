@@ -279,6 +279,30 @@ def test_weights_are_mapped_to_tf_order():
     assert np.array_equal(cell.w_f_diag, p[8:]) and cell.forget_bias == 0.0
 
 
+def test_half_precision_storage_is_decoded_bit_for_bit():
+    """float16 / bfloat16 weights in raw_data or in int32_data (16 bits each): what onnx.numpy_helper reads."""
+    constants = weights("forward")
+    values = {"W": constants["W"], "R": constants["R"]}
+    for data_type in (TensorProto.FLOAT16, TensorProto.BFLOAT16):
+        for raw in (False, True):
+            tensors = [
+                helper.make_tensor(k, data_type, v.shape, v.ravel().tolist()) for k, v in values.items()
+            ]
+            if raw:  # the same bits moved to raw_data
+                for tensor in tensors:
+                    bits = np.array(tensor.int32_data, "<u2").tobytes()
+                    tensor.ClearField("int32_data")
+                    tensor.raw_data = bits
+            proto = lstm_graph({}, {"X": (T, BATCH, INPUT)})
+            proto.graph.initializer.extend(tensors)
+            proto.graph.node[0].input[1:3] = ["W", "R"]
+            node = read_onnx_lstm(proto)
+            for got, tensor in ((node.W, tensors[0]), (node.R, tensors[1])):
+                want = numpy_helper.to_array(tensor).astype(np.float32)
+                assert got.dtype == np.float32 and np.array_equal(got, want)
+                assert np.abs(got - values[tensor.name]).max() < 1e-2  # and near the float32 values
+
+
 def test_node_selection_and_reader(tmp_path):
     constants = weights("forward")
     proto = lstm_graph(constants, {"X": (T, BATCH, INPUT), "initial_h": (1, BATCH, HIDDEN)})

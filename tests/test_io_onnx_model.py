@@ -311,6 +311,10 @@ def corpus_cases() -> dict[str, tuple[bytes, str | None]]:
             ),
             r"initializer 'B': shape \[1099511627776\] needs 1099511627776 values but 1 are stored",
         ),
+        "zero_dim_beside_huge_one": (
+            _with_initializer(forward, "W", _set_dims([0, 2**62])),
+            r"initializer 'W': shape \[0, 4611686018427387904\] is too large for any array",
+        ),
         "negative_dim": (
             _with_initializer(forward, "P", _set_dims([1, -12])),
             r"initializer 'P' has a negative dimension: \[1, -12\]",

@@ -409,6 +409,8 @@ def _tensor(tensor: Any, label: str) -> np.ndarray:
     if any(d < 0 for d in dims):
         raise OnnxFileError(f"{label} has a negative dimension: {dims}")
     count = math.prod(dims)
+    if math.prod(d for d in dims if d) * dtype.itemsize >= 2**63:
+        raise OnnxFileError(f"{label}: shape {dims} is too large for any array")
     if tensor.HasField("raw_data"):
         stored = len(tensor.raw_data)
         if stored != count * dtype.itemsize:
@@ -426,7 +428,7 @@ def _tensor(tensor: Any, label: str) -> np.ndarray:
                 raise OnnxFileError(
                     f"{label}: a 16-bit value is stored as {bits[(bits < 0) | (bits > 0xFFFF)][0]}"
                 )
-            array = bits.astype(dtype).reshape(dims)
+            array = bits.astype("<u2").view(dtype).reshape(dims)  # the 16 bits of each value
         else:
             array = np.array(field, dtype).reshape(dims)
     if tensor.data_type == _BFLOAT16:
