@@ -197,11 +197,11 @@ ORT_CASES = {
         },
         {},
     ),
-    "hard_sigmoid_default_gates_relu": ({"activations": ["HardSigmoid", "Relu", "Relu"]}, {}),
+    "hard_sigmoid_default_gates": ({"activations": ["HardSigmoid", "Tanh", "Tanh"]}, {}),
     "bidirectional_mixed_activations": (
         {
             "direction": "bidirectional",
-            "activations": ["Sigmoid", "Softsign", "Softsign", "HardSigmoid", "Sigmoid", "Sigmoid"],
+            "activations": ["Sigmoid", "Softsign", "Softsign", "HardSigmoid", "Tanh", "Tanh"],
             "activation_alpha": [0.25],
             "activation_beta": [0.6],
         },

@@ -134,25 +134,22 @@ def from_torch(source: Any, dtype: Any = None, *, prefix: str | None = None) -> 
     """
     torch = sys.modules.get("torch")
     module = None
+    path = None
     if isinstance(source, Mapping):
-        names = _select([str(key) for key in source], prefix, "the state dict")
+        selection = _select([str(key) for key in source], prefix, "the state dict")
         by_name = {str(key): value for key, value in source.items()}
-        state = {name[len(names.prefix) :]: _to_numpy(by_name[name], name) for name in names.keys}
+        values = {key: _to_numpy(by_name[key], key) for key in selection.keys}
     elif isinstance(source, (str, os.PathLike)):
-        picked: list[_Selection] = []
+        path = os.fsdecode(os.fspath(source))
+        selections: list[_Selection] = []
 
         def select(keys: list[str]) -> list[str]:
-            picked.append(_select(keys, prefix, os.fsdecode(os.fspath(source))))
-            return picked[0].keys
+            selections.append(_select(keys, prefix, path))
+            return selections[0].keys
 
-        arrays = read_state_dict(source, select)
-        try:
-            state = {
-                name[len(picked[0].prefix) :]: float_array(arrays[name], name) for name in picked[0].keys
-            }
-            return _model(state, dtype)
-        except ValueError as error:  # weights that do not fit together: name the file
-            raise StateDictFileError(f"{os.fsdecode(os.fspath(source))}: {error}") from error
+        arrays = read_state_dict(path, select)
+        selection = selections[0]
+        values = {key: arrays[key] for key in selection.keys}
     elif torch is not None and isinstance(source, torch.nn.Module):
         module = source
         kind = type(module).__name__
@@ -163,13 +160,20 @@ def from_torch(source: Any, dtype: Any = None, *, prefix: str | None = None) -> 
                 f"{kind} is not supported; fastlstm converts nn.LSTM modules, nn.LSTMCell modules "
                 "and their state dicts"
             )
-        state = {key: _to_numpy(value, key) for key, value in module.state_dict().items()}
+        selection = _Selection("", list(module.state_dict()))
+        values = {key: _to_numpy(value, key) for key, value in module.state_dict().items()}
     else:
         raise TypeError(
             f"from_torch takes an nn.LSTM or its state_dict(), got {type(source).__name__} (also accepted: "
             "an nn.LSTMCell, or the path of a .safetensors, .pt or .pth file)"
         )
-    model = _model(state, dtype)
+    try:
+        state = {key[len(selection.prefix) :]: float_array(value, key) for key, value in values.items()}
+        model = _model(state, dtype)
+    except ValueError as error:
+        if path is None:
+            raise
+        raise StateDictFileError(f"{path}: {error}") from error  # weights that do not fit: name the file
     if module is not None:
         _check_module(module, model)
     return model
