@@ -14,15 +14,15 @@ import os
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numba
 import numpy as np
 from numba.np.ufunc import parallel as numba_parallel
 
 from . import _kernels
+from ._kernels import CellArrays, GateScalars, KernelCalls, LayerArrays, SplitWeights, SplitWork
 from ._native_calls import native_address
-from .activations import Activation
+from .activations import SIGMOID_GATES, Activation, GateActivation
 
 # Rows per block: enough to reuse each weight row from cache, few enough that a
 # small batch still gives every thread work.
@@ -38,10 +38,13 @@ CHUNK_BYTES = 256 * 1024
 # least this many multiply-adds per row to share; otherwise rows are spread.
 SPLIT_UNITS_MIN_STEP_MACS = 2**16
 
-_custom_gates: dict[int, Callable] = {}
+# A user activation's gate kernel, by its Activation (one per function object, see
+# activations.py): compiled once for every cell using the function, and gone with them.
+_custom_gates: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # Set in a process forked after numba's OpenMP threads started: no parallel kernel may run here.
 _forked_from_openmp = False
-_kernel_addresses: dict[tuple, tuple[int, int]] = {}
+# What the kernels need of a LayerWeights, made on its first run (see kernel_inputs).
+_kernel_inputs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _split_weights: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -57,6 +60,8 @@ class LayerWeights:
     cell_clip: float | None = None
     projection: np.ndarray | None = None  # [units, out_depth]
     proj_clip: float | None = None
+    recurrent_activation: GateActivation = SIGMOID_GATES  # of the gates i, f, o
+    gate_clip: float | None = None  # ONNX's clip of every activation's input
 
     @property
     def units(self) -> int:
@@ -98,33 +103,79 @@ def block_rows(batch: int, n_workers: int) -> int:
     return int(min(MAX_BLOCK_ROWS, max(1, batch // (2 * n_workers))))
 
 
-def _gates_kernel(activation: Activation) -> Callable:
-    """The gate math kernel for the activation (a private copy for user functions)."""
+def gates_kernel(activation: Activation, family: str = _kernels.PLAIN) -> Callable:
+    """The gate math kernel of ``family`` for the activation (for a user function: its own, compiled once)."""
     if activation.function is None:
-        return _kernels.GATE_KERNELS[activation.code]
-    key = id(activation.function)
-    if key not in _custom_gates:
-        _custom_gates[key] = _kernels.specialise_for_activation(activation.function)
-    return _custom_gates[key]
+        return _kernels.GATE_KERNEL_FAMILIES[family][activation.code]
+    by_family = _custom_gates.get(activation)
+    if by_family is None:
+        by_family = _custom_gates.setdefault(activation, {})
+    kernel = by_family.get(family)
+    if kernel is None:
+        kernel = by_family.setdefault(family, _kernels.specialise_for_activation(activation.function, family))
+    return kernel
 
 
-def kernel_addresses(weights: LayerWeights) -> tuple[int, int]:
-    """Native addresses of the matrix product and gate math kernels for ``weights``.
+def gate_family(weights: LayerWeights) -> str:
+    """Which family of gate kernels runs ``weights``: the plain sigmoid one unless it needs more."""
+    if weights.recurrent_activation.hard:
+        return _kernels.HARD
+    return _kernels.PLAIN if weights.gate_clip is None else _kernels.CLIPPED
 
-    The sample arguments have exactly the types the layer kernels pass: C-contiguous
-    arrays in the weights' dtype, int64 counts and flags as numba sees them.
+
+@dataclass(frozen=True)
+class KernelInputs:
+    """A cell's weights as records, and the addresses of the kernels its layer kernels call."""
+
+    cell: CellArrays
+    gate: GateScalars
+    calls: KernelCalls
+    gates_kernel: Callable  # keeps a user activation's kernel (and so its address) alive
+
+
+def kernel_inputs(weights: LayerWeights) -> KernelInputs:
+    """The records and kernel addresses for ``weights``; made once per ``weights`` object.
+
+    Every kernel address the layer kernels use is looked up here (matrix product and
+    gate math) or, for the layer kernels' own block and step functions, from the
+    records they pass, so a record's field types are always the ones compiled for:
+    C-contiguous arrays and scalars in the weights' dtype, bools, int64 addresses.
     """
+    inputs = _kernel_inputs.get(weights)
+    if inputs is not None:
+        return inputs
     dtype = weights.kernel.dtype
-    gates_kernel = _gates_kernel(weights.activation)
-    key = (dtype, id(gates_kernel))  # gate kernels live as long as the process
-    if key not in _kernel_addresses:
-        matrix = np.empty((0, 0), dtype)
-        scalar = dtype.type(0)
-        _kernel_addresses[key] = (
-            native_address(_kernels.matmul_accumulate, (matrix, 0, matrix, matrix, np.int64(0))),
-            native_address(gates_kernel, (matrix, 0, matrix, matrix, matrix, False, scalar, scalar, 0)),
-        )
-    return _kernel_addresses[key]
+    scalar = dtype.type
+    inf = np.inf
+    peepholes = weights.peepholes if weights.peepholes is not None else np.zeros((3, weights.units), dtype)
+    projection = weights.projection if weights.projection is not None else np.zeros((1, 1), dtype)
+    cell = CellArrays(
+        kernel=weights.kernel,
+        bias=weights.bias,
+        peepholes=peepholes,
+        projection=projection,
+        use_projection=weights.projection is not None,
+        proj_clip=scalar(inf if weights.proj_clip is None else weights.proj_clip),
+    )
+    recurrent = weights.recurrent_activation
+    gate = GateScalars(
+        forget_bias=scalar(weights.forget_bias),
+        cell_clip=scalar(inf if weights.cell_clip is None else weights.cell_clip),
+        use_peepholes=weights.peepholes is not None,
+        gate_clip=scalar(inf if weights.gate_clip is None else weights.gate_clip),
+        hard_alpha=scalar(recurrent.alpha),
+        hard_beta=scalar(recurrent.beta),
+        hard_top=scalar(recurrent.top),
+    )
+    gates = gates_kernel(weights.activation, gate_family(weights))
+    matrix = np.empty((0, 0), dtype)
+    calls = KernelCalls(
+        matmul=native_address(_kernels.matmul_accumulate, (matrix, 0, matrix, matrix, 0)),
+        gates=native_address(gates, (matrix, 0, matrix, matrix, matrix, gate)),
+    )
+    inputs = KernelInputs(cell=cell, gate=gate, calls=calls, gates_kernel=gates)
+    _kernel_inputs[weights] = inputs
+    return inputs
 
 
 def schedule_blocks(block_costs: np.ndarray, n_workers: int) -> tuple[np.ndarray, np.ndarray]:
@@ -164,11 +215,10 @@ def use_split_units(weights: LayerWeights, batch: int, n_workers: int) -> bool:
     )
 
 
-def split_weights(weights: LayerWeights, n_parts: int) -> tuple[np.ndarray, ...]:
+def split_weights(weights: LayerWeights, n_parts: int) -> SplitWeights:
     """Weights regrouped by unit part for :func:`_kernels.lstm_layer_split_units`.
 
-    Returns ``(w_x_parts, w_h_parts, bias_parts, peephole_parts)``; part ``p``
-    holds the gate columns (i, j, f, o) of units ``[p * u, (p + 1) * u)``,
+    Part ``p`` holds the gate columns (i, j, f, o) of units ``[p * u, (p + 1) * u)``,
     ``u = ceil(units / n_parts)``, zero-padded past ``units``.
     """
     cached = _split_weights.setdefault(weights, {})
@@ -188,11 +238,11 @@ def split_weights(weights: LayerWeights, n_parts: int) -> tuple[np.ndarray, ...]
             if weights.peepholes is not None:
                 peepholes[p, :, : u1 - u0] = weights.peepholes[:, u0:u1]
         by_part = kernel.reshape(depth + units, n_parts, 4 * part_units).transpose(1, 0, 2)
-        cached[n_parts] = (
-            np.ascontiguousarray(by_part[:, :depth]),
-            np.ascontiguousarray(by_part[:, depth:]),
-            np.ascontiguousarray(bias.reshape(n_parts, 4 * part_units)),
-            peepholes,
+        cached[n_parts] = SplitWeights(
+            w_x=np.ascontiguousarray(by_part[:, :depth]),
+            w_h=np.ascontiguousarray(by_part[:, depth:]),
+            bias=np.ascontiguousarray(bias.reshape(n_parts, 4 * part_units)),
+            peepholes=peepholes,
         )
     return cached[n_parts]
 
@@ -237,15 +287,6 @@ def run_layer(
 
     n_workers = 1 if serial else numba.get_num_threads()
     units = weights.units
-    inf = np.inf
-    scalars = np.array(
-        [
-            weights.forget_bias,
-            inf if weights.cell_clip is None else weights.cell_clip,
-            inf if weights.proj_clip is None else weights.proj_clip,
-        ],
-        dtype=dtype,
-    )
     chunk_bytes = min(CHUNK_BYTES, out.nbytes // (4 * n_workers))
     tiling = np.array([COLUMN_TILE, max(1, chunk_bytes // (4 * units * dtype.itemsize))], dtype=np.int64)
     layer = LayerArrays(
@@ -262,145 +303,56 @@ def run_layer(
         c_final=c_final,
         h_final=h_final,
     )
+    inputs = kernel_inputs(weights)
     if serial:
-        _run_rows_spread(weights, layer, scalars, tiling, 1, serial=True)
+        _run_rows_spread(inputs, layer, tiling, 1, serial=True)
     elif split_units or (split_units is None and use_split_units(weights, batch, n_workers)):
-        _run_units_split(weights, layer, scalars, tiling, n_workers)
+        _run_units_split(weights, inputs, layer, tiling, n_workers)
     else:
-        _run_rows_spread(weights, layer, scalars, tiling, n_workers)
+        _run_rows_spread(inputs, layer, tiling, n_workers)
     return out, c_final, h_final
 
 
-class LayerArrays(NamedTuple):
-    """A layer call's inputs, outputs and row order, as the kernels see them.
-
-    ``x``/``out`` are 2-D ``[batch * max_time, depth]`` views; step ``t`` of row
-    ``b`` is line ``b * batch_stride + t * time_stride`` of both.
-    """
-
-    x: np.ndarray
-    batch_stride: int
-    time_stride: int
-    max_time: int
-    lengths: np.ndarray
-    order: np.ndarray  # rows by decreasing length
-    reverse: bool
-    c0: np.ndarray
-    h0: np.ndarray
-    out: np.ndarray
-    c_final: np.ndarray
-    h_final: np.ndarray
-
-
 def _run_rows_spread(
-    weights: LayerWeights,
-    layer: LayerArrays,
-    scalars: np.ndarray,
-    tiling: np.ndarray,
-    n_workers: int,
-    serial: bool = False,
+    inputs: KernelInputs, layer: LayerArrays, tiling: np.ndarray, n_workers: int, serial: bool = False
 ) -> None:
     """Blocks of rows spread over the workers: :func:`_kernels.lstm_layer` (``serial``: one after another)."""
-    dtype = weights.kernel.dtype
     batch = layer.lengths.shape[0]
     rows_per_block = block_rows(batch, n_workers)
     block_ptr = np.append(np.arange(0, batch, rows_per_block), batch).astype(np.int64)
-    peepholes = weights.peepholes
-    if peepholes is None:
-        peepholes = np.zeros((3, weights.units), dtype)
-    projection = weights.projection
-    if projection is None:
-        projection = np.zeros((1, 1), dtype)
-    block_args = (
-        *kernel_addresses(weights),
-        layer.x,
-        layer.batch_stride,
-        layer.time_stride,
-        layer.max_time,
-        layer.lengths,
-        weights.kernel,
-        weights.bias,
-        scalars,
-        peepholes,
-        weights.peepholes is not None,
-        projection,
-        weights.projection is not None,
-        weights.activation.code,
-        layer.reverse,
-        tiling,
-        layer.c0,
-        layer.h0,
-        layer.out,
-        layer.c_final,
-        layer.h_final,
-    )
-    block_address = native_address(_kernels.run_block, (layer.order, 0, 0, *block_args))
+    block_args = (inputs.calls, layer, inputs.cell, inputs.gate, tiling)
+    block_address = native_address(_kernels.run_block, (0, 0, *block_args))
     if serial:
-        _kernels.lstm_layer_serial(block_address, layer.order, block_ptr, block_args)
+        _kernels.lstm_layer_serial(block_address, block_ptr, *block_args)
         return
     block_costs = np.add.reduceat(layer.lengths[layer.order], block_ptr[:-1])
     worker_ptr, worker_blocks = schedule_blocks(block_costs, n_workers)
-    _kernels.lstm_layer(block_address, layer.order, block_ptr, worker_ptr, worker_blocks, block_args)
+    _kernels.lstm_layer(block_address, block_ptr, worker_ptr, worker_blocks, *block_args)
 
 
 def _run_units_split(
-    weights: LayerWeights, layer: LayerArrays, scalars: np.ndarray, tiling: np.ndarray, n_workers: int
+    weights: LayerWeights, inputs: KernelInputs, layer: LayerArrays, tiling: np.ndarray, n_workers: int
 ) -> None:
     """One block, the units split over the workers: :func:`_kernels.lstm_layer_split_units`."""
     dtype = weights.kernel.dtype
     batch = layer.lengths.shape[0]
     units, depth = weights.units, weights.in_depth
     n_parts = max(n_workers, 2)
-    w_x_parts, w_h_parts, bias_parts, peephole_parts = split_weights(weights, n_parts)
-    part_units = peephole_parts.shape[2]
+    split = split_weights(weights, n_parts)
+    part_units = split.peepholes.shape[2]
     chunk_steps = max(1, int(tiling[1]) // batch)
-    x_rows = np.empty((chunk_steps * batch, depth), dtype)
-    h = np.empty((batch, units), dtype)
-    h_next = np.empty((batch, units), dtype)
-    c = np.zeros((n_parts, batch, part_units), dtype)  # padded units stay zero
-    step_args = (
-        *kernel_addresses(weights),
-        x_rows,
-        w_x_parts,
-        w_h_parts,
-        bias_parts,
-        scalars,
-        peephole_parts,
-        weights.peepholes is not None,
-        weights.activation.code,
-        int(tiling[0]),
-        np.empty((n_parts, chunk_steps * batch, 4 * part_units), dtype),
-        h,
-        h_next,
-        c,
-        np.empty((n_parts, batch, part_units), dtype),
-        layer.order,
-        layer.lengths,
-        layer.reverse,
-        layer.out,
-        layer.batch_stride,
-        layer.time_stride,
+    work = SplitWork(
+        x_rows=np.empty((chunk_steps * batch, depth), dtype),
+        chunk_start=np.empty(chunk_steps + 1, np.int64),
+        gates=np.empty((n_parts, chunk_steps * batch, 4 * part_units), dtype),
+        h=np.empty((batch, units), dtype),
+        h_next=np.empty((batch, units), dtype),
+        c=np.zeros((n_parts, batch, part_units), dtype),  # padded units stay zero
+        m=np.empty((n_parts, batch, part_units), dtype),
     )
+    column_tile = int(tiling[0])
+    step_args = (inputs.calls, split, inputs.gate, work, layer, column_tile)
     step_address = native_address(_kernels.step_unit_part, (0, 0, 0, 0, 0, *step_args))
     _kernels.lstm_layer_split_units(
-        step_address,
-        step_args,
-        layer.x,
-        layer.batch_stride,
-        layer.time_stride,
-        layer.max_time,
-        layer.lengths,
-        layer.reverse,
-        layer.order,
-        chunk_steps,
-        x_rows,
-        np.empty(chunk_steps + 1, np.int64),
-        h,
-        h_next,
-        c,
-        layer.c0,
-        layer.h0,
-        layer.out,
-        layer.c_final,
-        layer.h_final,
+        step_address, inputs.calls, split, inputs.gate, work, layer, chunk_steps, column_tile
     )
