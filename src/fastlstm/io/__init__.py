@@ -14,7 +14,7 @@
 
 Every error class is a ``ValueError`` subclass whose message names the file. The
 readers build no cells or models: they return the arrays in the source framework's
-own layout (TF gate order i, j, f, o; Keras gate order i, f, c, o).
+own layout (TF gate order i, j, f, o; Keras i, f, c, o; PyTorch i, f, g, o; ONNX i, o, f, c).
 """
 
 from .keras_h5 import (
