@@ -134,8 +134,14 @@ def test_config_attributes_and_repr():
     assert config["recurrent_activation"] is gates and config["gate_clip"] == 2.0
     assert fastlstm.LSTMCell(**config).get_config() == config
     assert "HardSigmoid(alpha=0.3, beta=0.45)" in repr(cell)
-    basic = fastlstm.BasicLSTMCell(3)
-    assert basic.recurrent_activation == "sigmoid" and basic.get_config()["recurrent_activation"] == "sigmoid"
+    basic = fastlstm.BasicLSTMCell(3, recurrent_activation="keras3_hard_sigmoid")
+    assert basic.get_config()["recurrent_activation"] == "keras3_hard_sigmoid"
+    assert "keras3_hard_sigmoid" in repr(basic)
+    # At the defaults the config and repr are TF's: no key for the extensions.
+    default = fastlstm.LSTMCell(3)
+    assert default.recurrent_activation == "sigmoid" and default.gate_clip is None
+    assert "recurrent_activation" not in default.get_config() and "gate_clip" not in default.get_config()
+    assert "recurrent_activation" not in repr(default)
     assert fastlstm.HardSigmoid() == fastlstm.HardSigmoid(0.2, 0.5)
     assert fastlstm.activations.HardSigmoid is fastlstm.HardSigmoid
 

@@ -34,8 +34,9 @@ Initializer = Callable[[tuple, np.dtype, np.random.Generator], Any]
 SeedLike = int | np.random.Generator | None
 
 
-# fastlstm's settings beyond TF's API, with the values that keep TF's behaviour.
-_EXTENSION_DEFAULTS: dict[str, Any] = {"recurrent_activation": "sigmoid", "gate_clip": None}
+# fastlstm's settings beyond TF's API, with the values that keep TF's behaviour
+# (and LSTMCell's gate_clip, None).
+_EXTENSION_DEFAULTS: dict[str, Any] = {"recurrent_activation": "sigmoid"}
 
 # Held while a cell is built lazily by its first run (runs may come from several threads).
 _BUILD_LOCK = threading.RLock()
@@ -202,17 +203,25 @@ class _LSTMBase(RNNCell):
 
         ``activation`` and ``recurrent_activation`` are as they were passed (a
         name, None, a function or a :class:`~fastlstm.HardSigmoid`) and
-        ``dtype`` is a name such as ``"float32"``.
+        ``dtype`` is a name such as ``"float32"``. The settings beyond TF's
+        API (``recurrent_activation``, ``gate_clip``) are included only when
+        not at their defaults, so a TF cell's config is TF's.
         """
-        return {
+        config = {
             "num_units": self.num_units,
             "forget_bias": self.forget_bias,
             "state_is_tuple": self.state_is_tuple,
             "activation": self.activation,
             "name": self.name,
             "dtype": self.dtype.name,
-            "recurrent_activation": self.recurrent_activation,
         }
+        return {**config, **self._extension_config()}
+
+    def _extension_config(self) -> dict[str, Any]:
+        """The settings beyond TF's API that differ from their defaults."""
+        if self.recurrent_activation == _EXTENSION_DEFAULTS["recurrent_activation"]:
+            return {}
+        return {"recurrent_activation": self.recurrent_activation}
 
     # -- weights -------------------------------------------------------------------------
     @property
@@ -384,9 +393,6 @@ class _LSTMBase(RNNCell):
 
     def __repr__(self) -> str:
         config = {**self.get_config(), "activation": self._activation.name}
-        for key, default in _EXTENSION_DEFAULTS.items():  # shown only when used, so TF's cells look as in TF
-            if key in config and config[key] == default:
-                del config[key]
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in config.items())})"
 
 
@@ -551,6 +557,12 @@ class LSTMCell(_LSTMBase):
             initializer, "initializer", "(shape, dtype, rng) -> array"
         )
 
+    def _extension_config(self) -> dict[str, Any]:
+        extensions = super()._extension_config()
+        if self.gate_clip is not None:
+            extensions["gate_clip"] = self.gate_clip
+        return extensions
+
     @property
     def initializer(self) -> Initializer | None:
         """The initializer given to the constructor (None: :func:`glorot_uniform`)."""
@@ -595,7 +607,6 @@ class LSTMCell(_LSTMBase):
             "num_proj": self.num_proj,
             "proj_clip": self.proj_clip,
             **base,
-            "gate_clip": self.gate_clip,
         }
 
     @property

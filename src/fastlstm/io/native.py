@@ -40,10 +40,14 @@ _CONFIG_KEY = "fastlstm_config"
 _LEAF_CLASSES: dict[str, type] = {"BasicLSTMCell": BasicLSTMCell, "LSTMCell": LSTMCell}
 
 Saveable = RNNCell | LSTMModel
-# Cell settings added after format version 1: written only when not at their default (so
-# such files still load in fastlstm versions from before them), optional when read.
-# A HardSigmoid gate activation is written as {"class": "HardSigmoid", "alpha": a, "beta": b}.
-_LATER_SETTINGS: dict[str, Any] = {"recurrent_activation": "sigmoid", "gate_clip": None}
+# Cell settings added after format version 1: optional when read (get_config, hence the
+# file, has them only when not at their defaults, so such files still load in fastlstm
+# versions from before them). A HardSigmoid gate activation is written as
+# {"class": "HardSigmoid", "alpha": a, "beta": b}.
+_LATER_SETTINGS = {
+    "BasicLSTMCell": {"recurrent_activation"},
+    "LSTMCell": {"recurrent_activation", "gate_clip"},
+}
 
 
 def save(path: str | os.PathLike, model_or_cell: Saveable) -> None:
@@ -187,9 +191,6 @@ def _describe(obj: Any, prefix: str, arrays: dict[str, np.ndarray]) -> dict[str,
                 f"cannot save {obj!r}: its activation is a custom function, and the native format "
                 f"stores activations by name only (one of {sorted(ACTIVATIONS)})"
             )
-        for key, default in _LATER_SETTINGS.items():
-            if key in config and config[key] == default:
-                del config[key]
         gates = config.get("recurrent_activation")
         if isinstance(gates, HardSigmoid):
             config["recurrent_activation"] = {
@@ -287,7 +288,8 @@ def _build(config: Any, prefix: str, arrays: dict[str, np.ndarray], where: str) 
 
 def _build_leaf(cls: type, config: dict, prefix: str, arrays: dict[str, np.ndarray], where: str) -> RNNCell:
     defaults = cls(num_units=1).get_config()
-    _expect_keys(config, {"class", *defaults}, where, optional=set(_LATER_SETTINGS))
+    later = _LATER_SETTINGS[cls.__name__]
+    _expect_keys(config, {"class", *defaults, *later}, where, optional=later)
     settings = {key: value for key, value in config.items() if key != "class"}
     for key, default in defaults.items():
         if isinstance(default, bool) and not isinstance(settings[key], bool):
