@@ -321,8 +321,6 @@ def test_get_config_recreates_the_cell_and_repr_shows_it():
         "activation": "relu",
         "name": "enc",
         "dtype": "float64",
-        "recurrent_activation": "sigmoid",
-        "gate_clip": None,
     }
     assert fastlstm.LSTMCell(**config).get_config() == config
     text = repr(cell)
