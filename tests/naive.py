@@ -42,10 +42,17 @@ def lstm_step(
     cell_clip=None,
     projection=None,
     proj_clip=None,
+    operand_rounding=None,
 ):
-    """One step of TF's LSTMCell (BasicLSTMCell when the extras are None) for one row."""
+    """One step of TF's LSTMCell (BasicLSTMCell when the extras are None) for one row.
+
+    ``operand_rounding`` (e.g. :func:`bf16`) is applied to the left operand of
+    each matrix product, ``[x, h]`` and the projection's input; the caller
+    rounds the weights.
+    """
     act = ACTIVATIONS[activation] if isinstance(activation, str) else activation
-    z = np.concatenate([x, h]) @ kernel + bias
+    rounded = (lambda v: v) if operand_rounding is None else operand_rounding
+    z = rounded(np.concatenate([x, h])) @ kernel + bias
     i, j, f, o = np.split(z, 4)
     if peepholes is not None:
         w_i, w_f, _ = peepholes
@@ -59,7 +66,7 @@ def lstm_step(
     else:
         m = act(new_c) * _sigmoid(o)
     if projection is not None:
-        m = m @ projection
+        m = rounded(m) @ projection
         if proj_clip is not None:
             m = np.clip(m, -proj_clip, proj_clip)
     return new_c, m
@@ -100,3 +107,18 @@ def dynamic_rnn(
     if time_major:
         outputs = outputs.transpose(1, 0, 2)
     return outputs, (final_c, final_h)
+
+
+def bf16(x):
+    """float64 values rounded to the nearest bfloat16 (8 significant bits, ties to even).
+
+    As fastlstm's bfloat16 mode rounds: through float32 first; magnitudes
+    below 2**-126 become zeros of their sign.
+    """
+    x = np.asarray(x, np.float64).astype(np.float32).astype(np.float64)
+    out = x.copy()
+    normal = np.isfinite(x) & (np.abs(x) >= 2.0**-126)
+    ulp = np.exp2(np.floor(np.log2(np.abs(x[normal]))) - 7)
+    out[normal] = np.round(x[normal] / ulp) * ulp  # np.round rounds halves to even
+    out[np.isfinite(x) & ~normal] *= 0.0
+    return out

@@ -37,12 +37,15 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.core import cgutils, config
 from numba.core.codegen import get_host_cpu_features
 from numba.extending import intrinsic
 
+from ._config import kernel_jit
+
 # Products: no fastmath at all (the emulation's signed zeros and NaN tests must stay as written).
+# Called only through native addresses (``_native_calls``): no Python or C wrappers.
 _OPTIONS = {
     "cache": True,
     "error_model": "numpy",
@@ -51,7 +54,7 @@ _OPTIONS = {
     "no_cpython_wrapper": True,
     "no_cfunc_wrapper": True,
 }
-_INLINE = {"cache": True, "error_model": "numpy", "boundscheck": False, "inline": "always"}
+_INLINE = {"cache": True, "error_model": "numpy", "nogil": True, "boundscheck": False, "inline": "always"}
 
 _TINY = np.float32(np.finfo(np.float32).tiny)  # 2**-126, the smallest normal float32
 # Below this a sum rounds (to 24 bits, unbounded exponent) to a denormal: FTZ flushes it.
@@ -146,7 +149,7 @@ def _float32_from_bits(typingctx, bits):
     return types.float32(bits), codegen
 
 
-@njit(**_INLINE)
+@kernel_jit(_INLINE)
 def _bf16_bits(value):
     """:func:`round_to_bf16` of one float32 (uint32 holding the 16 bits)."""
     bits = _float32_bits(value)
@@ -160,7 +163,7 @@ def _bf16_bits(value):
     return (bits + _ROUND_BIAS + ((bits >> _U16) & _ONE)) >> _U16
 
 
-@njit(**_INLINE)
+@kernel_jit(_INLINE)
 def _pack_rows(a, n_rows, pairs):
     """Rows ``a[:n_rows]`` (float32) rounded to bfloat16 and packed in pairs: uint32 ``[n_rows, pairs]``."""
     depth = a.shape[1]
@@ -176,7 +179,7 @@ def _pack_rows(a, n_rows, pairs):
     return packed
 
 
-@njit(**_INLINE)
+@kernel_jit(_INLINE)
 def _dp_step(acc, product):
     """One accumulation of ``VDPBF16PS``: ``FTZ(RNE(DAZ(acc) + product))``.
 
@@ -194,7 +197,7 @@ def _dp_step(acc, product):
     return np.float32(total * 0.0)
 
 
-@njit(**_INLINE)
+@kernel_jit(_INLINE)
 def _emulate_columns(ab, r0, r1, w, g, c0, c1):
     """``g[r0:r1, c0:c1] += ab @ w`` by :func:`_dp_step`, pairs in increasing order, ``hi`` first."""
     pairs = w.shape[1]
@@ -340,7 +343,7 @@ _tile_2x1 = _bf16_tile(2, 1)
 _tile_1x1 = _bf16_tile(1, 1)
 
 
-@njit(**_INLINE)
+@kernel_jit(_INLINE)
 def _full_blocks(ab, row, n, w, g, blocks, p0, p1):
     """Rows ``row:row + n`` (1 to 4) of the full blocks ``0:blocks``, pairs ``p0:p1``."""
     if n == 4:
@@ -361,7 +364,7 @@ def _full_blocks(ab, row, n, w, g, blocks, p0, p1):
             _tile_1x4(ab, row, w, g, TILE_VECTORS * (blocks - 1), p0, p1)
 
 
-@njit(**_INLINE)
+@kernel_jit(_INLINE)
 def _last_block(ab, row, n, w, g, block, vectors, p0, p1):
     """Rows ``row:row + n`` (1 to 4), the first ``vectors`` registers of block ``block``."""
     for v in range(vectors):
@@ -376,7 +379,7 @@ def _last_block(ab, row, n, w, g, block, vectors, p0, p1):
             _tile_1x1(ab, row, w, g, sub, p0, p1)
 
 
-@njit(**_OPTIONS)
+@kernel_jit(_OPTIONS)
 def matmul_bf16_native(a, n_rows, w, g, column_tile):
     """``g[:n_rows] += bf16(a[:n_rows]) @ w`` with ``VDPBF16PS`` (AVX512-BF16 CPUs only).
 
@@ -403,7 +406,7 @@ def matmul_bf16_native(a, n_rows, w, g, column_tile):
     _emulate_columns(ab, 0, n_rows, w, g, blocks * BLOCK + vectors * LANES, width)
 
 
-@njit(**_OPTIONS)
+@kernel_jit(_OPTIONS)
 def matmul_bf16_emulated(a, n_rows, w, g, column_tile):
     """:func:`matmul_bf16_native`'s results, bit for bit, on any CPU (float64 arithmetic)."""
     ab = _pack_rows(a, n_rows, w.shape[1])
