@@ -10,7 +10,7 @@ import naive
 
 
 def leaves(obj):
-    """The single-layer cells of a cell, MultiRNNCell or LSTMModel, in order."""
+    """The single-layer cells of a cell, MultiRNNCell, Backward layer or LSTMModel, in order."""
     if isinstance(obj, fastlstm.LSTMModel):
         return [
             leaf
@@ -18,6 +18,8 @@ def leaves(obj):
             for cell in (layer if isinstance(layer, tuple) else (layer,))
             for leaf in leaves(cell)
         ]
+    if isinstance(obj, fastlstm.Backward):
+        return leaves(obj.cell)
     if isinstance(obj, fastlstm.MultiRNNCell):
         return [leaf for cell in obj.cells for leaf in leaves(cell)]
     return [obj]

@@ -7,7 +7,6 @@ from the golden ``.keras`` files) and ``get_weights()`` arrays.
 
 from __future__ import annotations
 
-import doctest
 import json
 import sys
 import types
@@ -182,11 +181,6 @@ def test_save_load_round_trip(tmp_path):
     fastlstm.save(tmp_path / "bidi.npz", model)
     restored = fastlstm.load(tmp_path / "bidi.npz")
     assert np.array_equal(restored(want["inputs"])[0], model(want["inputs"])[0])
-
-
-def test_docstring_example():
-    failures, tried = doctest.testmod(fastlstm.convert.keras, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert tried > 0 and failures == 0
 
 
 # ----------------------------------------------------------------------------- errors

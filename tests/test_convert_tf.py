@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pytest
 
@@ -135,11 +133,6 @@ def test_save_load_round_trip(tmp_path):
     restored = fastlstm.load(tmp_path / "bidi.npz")
     args = (want["inputs"], want["sequence_length"])
     assert np.array_equal(restored(*args)[0], model(*args)[0])
-
-
-def test_docstring_example():
-    failures, tried = doctest.testmod(fastlstm.convert.tensorflow, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert tried > 0 and failures == 0
 
 
 # ----------------------------------------------------------------------------- errors

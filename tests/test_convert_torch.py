@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import subprocess
 import sys
 
@@ -144,11 +143,6 @@ def test_save_load_round_trip(tmp_path):
     restored = fastlstm.load(tmp_path / "torch.npz")
     x = np.random.default_rng(1).uniform(-1, 1, (6, 2, 3)).astype(np.float32)
     assert np.array_equal(restored(x, time_major=True)[0], model(x, time_major=True)[0])
-
-
-def test_docstring_example():
-    failures, tried = doctest.testmod(fastlstm.convert.pytorch, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert tried > 0 and failures == 0
 
 
 # ----------------------------------------------------------------------------- errors

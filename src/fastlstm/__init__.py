@@ -10,11 +10,12 @@
 from .cell import BasicLSTMCell, LSTMCell, LSTMStateTuple, MultiRNNCell
 from .convert import from_keras, from_tf_checkpoint, from_torch
 from .io.native import load, save
-from .model import LSTMModel
+from .model import Backward, LSTMModel
 from .rnn import bidirectional_dynamic_rnn, dynamic_rnn
 from .warmup import warmup
 
 __all__ = [
+    "Backward",
     "BasicLSTMCell",
     "LSTMCell",
     "LSTMModel",

@@ -1,4 +1,18 @@
-"""Every check of user input, in one place, raised before any compiled code runs.
+"""Every check of the core API's arguments, in one place, raised before any compiled code runs.
+
+The core API is the cells, :func:`~fastlstm.dynamic_rnn`,
+:func:`~fastlstm.bidirectional_dynamic_rnn`, :class:`~fastlstm.LSTMModel`
+and :class:`~fastlstm.Backward`: every argument they take is checked by a
+function here (their modules call these and check nothing themselves). One
+exception: an ``activation`` argument is checked where it is resolved,
+:func:`fastlstm.activations.resolve_activation`, since only compiling a user's
+function tells whether numba accepts it.
+
+The adapters (``io``, ``convert``, ``scoring``/``fastlstm score``, ``dask``)
+call that API as a user would, so these checks apply to what they pass on;
+they check only what the API never sees, in their own modules: the contents
+of files, command lines, the chunks and shapes of dask arrays before any task
+runs, and thread counts.
 
 Messages name the offending value and, where there is one, the fix.
 """
@@ -243,3 +257,192 @@ def layer_chain(layers: list[tuple[str, int | None, int]]) -> None:
             raise ValueError(
                 f"{label} takes inputs of depth {depth} but {prev_label} outputs depth {prev_out}"
             )
+
+
+# -- cells, layers and states -------------------------------------------------------------------
+CELL_KINDS = "a fastlstm cell (BasicLSTMCell, LSTMCell or MultiRNNCell)"
+
+
+def rnn_cell(value: Any, what: str, cell_type: type) -> None:
+    """Refuse anything but a fastlstm cell (``cell_type`` is :class:`fastlstm.cell.RNNCell`)."""
+    if not isinstance(value, cell_type):
+        raise TypeError(f"{what} must be {CELL_KINDS}, got {type(value).__name__}")
+
+
+def cell_list(cells: Any, cell_type: type) -> None:
+    """The cells of a ``MultiRNNCell``: a non-empty list or tuple of fastlstm cells."""
+    if isinstance(cells, cell_type) or not isinstance(cells, (list, tuple)):
+        raise TypeError(f"cells must be a list of fastlstm cells, got {type(cells).__name__}")
+    if not cells:
+        raise ValueError("MultiRNNCell needs at least one cell, got an empty list")
+    for k, cell in enumerate(cells):
+        rnn_cell(cell, f"cells[{k}]", cell_type)
+
+
+def stack_state_is_tuple(state_is_tuple: Any) -> None:
+    """``MultiRNNCell(state_is_tuple=False)`` is refused."""
+    if not state_is_tuple:
+        raise ValueError(
+            "MultiRNNCell(state_is_tuple=False) is deprecated in TensorFlow and not supported; "
+            "keep state_is_tuple=True (the state is then a tuple of the cells' states)"
+        )
+
+
+def layer_list(layers: Any, cell_type: type) -> None:
+    """The layers of an ``LSTMModel``: a non-empty list or tuple (each layer is checked by :func:`layer`)."""
+    if isinstance(layers, cell_type) or not isinstance(layers, (list, tuple)):
+        raise TypeError(
+            f"layers must be a list of cells or (cell_fw, cell_bw) pairs, got {type(layers).__name__}"
+        )
+    if not layers:
+        raise ValueError("LSTMModel needs at least one layer, got an empty list")
+
+
+def layer(value: Any, k: int, cell_type: type, backward_type: type) -> Any:
+    """``layers[k]`` of an ``LSTMModel``: a cell, a ``Backward`` layer, or a ``(cell_fw, cell_bw)`` pair.
+
+    Returns the layer with a pair as a tuple. The cells of a pair must take
+    inputs of one depth when both are built.
+    """
+    if isinstance(value, (cell_type, backward_type)):
+        return value
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(
+            f"layers[{k}] must be a fastlstm cell or a (cell_fw, cell_bw) pair, got {type(value).__name__} "
+            f"(a layer that runs a cell backwards only is fastlstm.Backward(cell))"
+        )
+    if len(value) != 2:
+        raise ValueError(f"layers[{k}] must be a (cell_fw, cell_bw) pair, got {len(value)} items")
+    for direction, cell in zip(("cell_fw", "cell_bw"), value):
+        rnn_cell(cell, f"layers[{k}] {direction}", cell_type)
+    fw, bw = value
+    if fw.input_size is not None and bw.input_size is not None and fw.input_size != bw.input_size:
+        raise ValueError(
+            f"layers[{k}]: cell_fw was built for inputs of depth {fw.input_size} "
+            f"but cell_bw for depth {bw.input_size}"
+        )
+    return (fw, bw)
+
+
+def input_depth(depth: int, built_for: int | None, context: str) -> None:
+    """Inputs of ``depth`` for a cell built for depth ``built_for``."""
+    if built_for != depth:
+        raise ValueError(f"{context}inputs have depth {depth} but the cell was built for depth {built_for}")
+
+
+def kernel_shape(kernel: np.ndarray, width: int, out_depth: int, what: str) -> None:
+    """A kernel ``[input_size + out_depth, width]`` (any ``input_size >= 0``)."""
+    if kernel.ndim != 2 or kernel.shape[1] != width or kernel.shape[0] < out_depth:
+        raise ValueError(f"{what} must have shape [input_size + {out_depth}, {width}], got {kernel.shape}")
+
+
+def projection_clip(proj_clip: Any, num_proj: int | None) -> float | None:
+    """``LSTMCell``'s ``proj_clip``: None, or a bound > 0 when there is a projection to clip."""
+    bound = optional_positive_float(proj_clip, "proj_clip")
+    if bound is not None and num_proj is None:
+        raise ValueError(
+            f"proj_clip={proj_clip!r} needs num_proj (there is no projection to clip); "
+            f"pass num_proj or drop proj_clip"
+        )
+    return bound
+
+
+def optional_callable(value: Any, what: str, signature: str) -> Any:
+    """None or a callable (``signature`` describes the one expected, for the message)."""
+    if value is not None and not callable(value):
+        raise TypeError(
+            f"{what} must be None or a callable {signature}, got {type(value).__name__}: {value!r}"
+        )
+    return value
+
+
+def lstm_state(
+    state: Any, batch: int, units: int, out_depth: int, state_is_tuple: bool, context: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """A single cell's state as real ``(c, h)`` arrays ``[batch, units]``, ``[batch, out_depth]``.
+
+    ``(c, h)`` when ``state_is_tuple``, else one ``[batch, units + out_depth]``
+    array; the dtype is left as it is.
+    """
+    if state_is_tuple:
+        if isinstance(state, np.ndarray) or not isinstance(state, (tuple, list)) or len(state) != 2:
+            raise ValueError(
+                f"{context}state must be an LSTMStateTuple (c, h) of [{batch}, {units}] and "
+                f"[{batch}, {out_depth}] arrays (state_is_tuple=True), got {type(state).__name__}"
+            )
+        return (
+            state_part(state[0], batch, units, f"{context}initial state c"),
+            state_part(state[1], batch, out_depth, f"{context}initial state h"),
+        )
+    joined = state_part(state, batch, units + out_depth, f"{context}state (concat of c and h)")
+    return joined[:, :units], joined[:, units:]
+
+
+def stack_states(state: Any, n: int, context: str) -> tuple:
+    """A ``MultiRNNCell``'s state: a tuple of ``n`` cell states (None: ``n`` Nones)."""
+    if state is None:
+        return (None,) * n
+    if isinstance(state, np.ndarray) or not isinstance(state, (tuple, list)) or len(state) != n:
+        got = (
+            f"{type(state).__name__} of length {len(state)}"
+            if isinstance(state, (tuple, list))
+            else (type(state).__name__)
+        )
+        raise ValueError(
+            f"{context}the state of a MultiRNNCell must be a tuple of {n} cell states "
+            f"(one per layer), got {got}"
+        )
+    return tuple(state)
+
+
+def model_states(initial_state: Any, n: int) -> tuple:
+    """An ``LSTMModel``'s ``initial_state``: one entry per layer (None: ``n`` Nones)."""
+    if initial_state is None:
+        return (None,) * n
+    if isinstance(initial_state, np.ndarray) or not isinstance(initial_state, (list, tuple)):
+        raise ValueError(
+            f"initial_state must be a list with one state per layer ({n}), got {type(initial_state).__name__}"
+        )
+    if len(initial_state) != n:
+        raise ValueError(f"initial_state must have one entry per layer ({n}), got {len(initial_state)}")
+    return tuple(initial_state)
+
+
+def pair_state(state: Any, k: int) -> tuple:
+    """``initial_state[k]`` of a bidirectional layer: a ``(state_fw, state_bw)`` pair (None: two Nones)."""
+    if state is None:
+        return (None, None)
+    if isinstance(state, np.ndarray) or not isinstance(state, (list, tuple)) or len(state) != 2:
+        raise ValueError(
+            f"initial_state[{k}] of a bidirectional layer must be a pair (state_fw, state_bw), "
+            f"got {type(state).__name__}"
+        )
+    return tuple(state)
+
+
+# -- the inputs of a run -----------------------------------------------------------------------------
+def run_inputs(
+    inputs: Any, sequence_length: Any, time_major: bool, dtype: np.dtype, output_depth: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validated, kernel-ready inputs and int64 lengths ``[batch]`` (shared by all drivers).
+
+    Sizes are checked before anything is allocated: the inputs (and a copy of
+    them in ``dtype``), the lengths and outputs of depth ``output_depth``.
+    """
+    array = inputs_3d(inputs, time_major)
+    max_time, batch = (array.shape[0], array.shape[1]) if time_major else (array.shape[1], array.shape[0])
+    check_size(array.shape, "inputs", dtype.itemsize)
+    check_size((batch, max_time, output_depth), "outputs", dtype.itemsize)
+    check_size((batch,), "sequence_length", 8)
+    lengths = sequence_lengths(sequence_length, batch, max_time)
+    return as_kernel_array(array, dtype), lengths
+
+
+def step_inputs(inputs: Any, state: Any) -> np.ndarray:
+    """The inputs ``[batch, input_size]`` of one cell step, which needs a state."""
+    x = real_array(inputs, "inputs")
+    if x.ndim != 2:
+        raise ValueError(f"inputs to a cell step must be 2-D [batch, input_size], got shape {x.shape}")
+    if state is None:
+        raise ValueError("a cell step needs a state; start from cell.zero_state(batch_size)")
+    return x

@@ -12,13 +12,15 @@ from __future__ import annotations
 import abc
 import threading
 from collections import namedtuple
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
+from . import _layers
 from . import _validation as check
-from ._runner import LayerWeights, run_layer
+from ._layers import Direction, LeafRun
+from ._runner import LayerWeights
 from .activations import ActivationLike, resolve_activation
 
 __all__ = ["BasicLSTMCell", "LSTMCell", "LSTMStateTuple", "MultiRNNCell", "RNNCell", "glorot_uniform"]
@@ -76,9 +78,10 @@ def glorot_uniform(shape: tuple, dtype: np.dtype, rng: np.random.Generator) -> n
 class RNNCell(abc.ABC):
     """Base of every fastlstm cell; :func:`fastlstm.dynamic_rnn` runs any of them.
 
-    A subclass validates a run before any compiled code starts (``_prepare``)
-    and then runs it (``_execute``), so a stack of cells can check every layer
-    first and run afterwards.
+    A subclass validates a run before any compiled code starts (``_prepare``,
+    which gives the runs of its single-layer cells); :mod:`fastlstm._layers`
+    runs those and the cell packs their final states (``_pack_final``), so a
+    stack of cells or a model can check every layer first and run afterwards.
     """
 
     dtype: np.dtype
@@ -107,27 +110,14 @@ class RNNCell(abc.ABC):
         """The widest float dtype in a user's state, if it has one."""
 
     @abc.abstractmethod
-    def _prepare(self, depth: int, batch: int, initial_state: Any, dtype: np.dtype, context: str) -> Any:
-        """Validate a run on inputs of ``depth`` (building lazily); what ``_execute`` needs."""
+    def _prepare(
+        self, depth: int, batch: int, initial_state: Any, dtype: np.dtype, context: str
+    ) -> list[LeafRun]:
+        """Validate a run on inputs of ``depth`` (building lazily): the runs of the leaf cells, bottom to top."""
 
     @abc.abstractmethod
-    def _execute(
-        self, prepared: Any, x: np.ndarray, lengths: np.ndarray, time_major: bool, reverse: bool
-    ) -> tuple[np.ndarray, Any]:
-        """Run over kernel-ready ``x``; ``(outputs, final_state)``."""
-
-    def _run_sequence(
-        self,
-        x: np.ndarray,
-        lengths: np.ndarray,
-        initial_state: Any,
-        time_major: bool,
-        dtype: np.dtype,
-    ) -> tuple[np.ndarray, Any]:
-        """Validate, then run forwards over kernel-ready ``x`` (``dynamic_rnn`` and one-step calls)."""
-        batch = x.shape[1] if time_major else x.shape[0]
-        prepared = self._prepare(x.shape[2], batch, initial_state, dtype, "")
-        return self._execute(prepared, x, lengths, time_major, False)
+    def _pack_final(self, finals: Iterator[tuple[np.ndarray, np.ndarray]]) -> Any:
+        """The final state in this cell's structure, taking the leaf cells' ``(c, h)`` from ``finals``."""
 
     def __call__(self, inputs: Any, state: Any) -> tuple[np.ndarray, Any]:
         """One time step, as TF's ``cell(inputs, state)``.
@@ -144,17 +134,14 @@ class RNNCell(abc.ABC):
         output : ndarray, shape ``[batch, output_size]``
         new_state : state
         """
-        x = check.real_array(inputs, "inputs")
-        if x.ndim != 2:
-            raise ValueError(f"inputs to a cell step must be 2-D [batch, input_size], got shape {x.shape}")
-        if state is None:
-            raise ValueError("a cell step needs a state; start from cell.zero_state(batch_size)")
+        x = check.step_inputs(inputs, state)
         dtype = self._state_dtype(state) or self.dtype
         check.check_size(x.shape, "inputs", dtype.itemsize)
         check.check_size((x.shape[0], self.output_size), "outputs", dtype.itemsize)
         x3 = check.as_kernel_array(x[:, None, :], dtype)
-        lengths = np.ones(x.shape[0], dtype=np.int64)
-        outputs, new_state = self._run_sequence(x3, lengths, state, False, dtype)
+        batch = x.shape[0]
+        prepared = _layers.prepare(self, Direction.FORWARD, x.shape[1], batch, state, dtype)
+        ((outputs, new_state),) = _layers.run((prepared,), (x3,), np.ones(batch, dtype=np.int64), False)
         return outputs[:, 0, :], new_state
 
 
@@ -296,11 +283,8 @@ class _LSTMBase(RNNCell):
         names = self.weight_names
         weights = check.weight_list(weights, names, type(self).__name__)
         kernel = check.real_array(weights[0], f"{context}kernel")
-        width, out_depth = 4 * self.num_units, self._out_depth
-        if kernel.ndim != 2 or kernel.shape[1] != width or kernel.shape[0] < out_depth:
-            raise ValueError(
-                f"{context}kernel must have shape [input_size + {out_depth}, {width}], got {kernel.shape}"
-            )
+        out_depth = self._out_depth
+        check.kernel_shape(kernel, 4 * self.num_units, out_depth, f"{context}kernel")
         shapes = self._variable_shapes(kernel.shape[0] - out_depth)
         return [
             check.weight(value, shapes[name], f"{context}{name}", self.dtype)
@@ -354,22 +338,6 @@ class _LSTMBase(RNNCell):
             return LSTMStateTuple(c, h)
         return np.concatenate([c, h], axis=1)
 
-    def _state_arrays(self, state: Any, batch: int, context: str) -> tuple[np.ndarray, np.ndarray]:
-        """Validated ``(c, h)`` real arrays from a user's state (dtype not yet changed)."""
-        units, out_depth = self.num_units, self._out_depth
-        if self.state_is_tuple:
-            if isinstance(state, np.ndarray) or not isinstance(state, (tuple, list)) or len(state) != 2:
-                raise ValueError(
-                    f"{context}state must be an LSTMStateTuple (c, h) of [{batch}, {units}] and "
-                    f"[{batch}, {out_depth}] arrays (state_is_tuple=True), got {type(state).__name__}"
-                )
-            return (
-                check.state_part(state[0], batch, units, f"{context}initial state c"),
-                check.state_part(state[1], batch, out_depth, f"{context}initial state h"),
-            )
-        joined = check.state_part(state, batch, units + out_depth, f"{context}state (concat of c and h)")
-        return joined[:, :units], joined[:, units:]
-
     def _state_dtype(self, state: Any) -> np.dtype | None:
         parts = state if isinstance(state, (tuple, list)) else (state,)
         dtypes = {np.asarray(p).dtype for p in parts}
@@ -379,35 +347,27 @@ class _LSTMBase(RNNCell):
     # -- running -------------------------------------------------------------------------
     def _prepare(
         self, depth: int, batch: int, initial_state: Any, dtype: np.dtype, context: str
-    ) -> tuple[LayerWeights, np.ndarray, np.ndarray]:
+    ) -> list[LeafRun]:
         with _BUILD_LOCK:  # concurrent first calls must all see the one set of weights
             if not self.built:
                 self.build(depth)
-            elif self.input_size != depth:
-                raise ValueError(
-                    f"{context}inputs have depth {depth} but the cell was built for depth {self.input_size}"
-                )
+            else:
+                check.input_depth(depth, self.input_size, context)
             weights = self._weights(dtype)
+        units, out_depth = self.num_units, self._out_depth
         if initial_state is None:
-            c0 = np.zeros((batch, self.num_units), dtype)
-            h0 = np.zeros((batch, self._out_depth), dtype)
+            c0 = np.zeros((batch, units), dtype)
+            h0 = np.zeros((batch, out_depth), dtype)
         else:
-            c_in, h_in = self._state_arrays(initial_state, batch, context)
+            c_in, h_in = check.lstm_state(
+                initial_state, batch, units, out_depth, self.state_is_tuple, context
+            )
             c0 = check.as_kernel_array(c_in, dtype)
             h0 = check.as_kernel_array(h_in, dtype)
-        return weights, c0, h0
+        return [LeafRun(weights, c0, h0)]
 
-    def _execute(
-        self,
-        prepared: tuple[LayerWeights, np.ndarray, np.ndarray],
-        x: np.ndarray,
-        lengths: np.ndarray,
-        time_major: bool,
-        reverse: bool,
-    ) -> tuple[np.ndarray, LSTMStateTuple | np.ndarray]:
-        weights, c0, h0 = prepared
-        outputs, c, h = run_layer(weights, x, lengths, c0, h0, time_major, reverse)
-        return outputs, self._pack_state(c, h)
+    def _pack_final(self, finals: Iterator[tuple[np.ndarray, np.ndarray]]) -> LSTMStateTuple | np.ndarray:
+        return self._pack_state(*next(finals))
 
     def __repr__(self) -> str:
         config = {**self.get_config(), "activation": self._activation.name}
@@ -541,18 +501,10 @@ class LSTMCell(_LSTMBase):
         self.use_peepholes = bool(use_peepholes)
         self.cell_clip = check.optional_positive_float(cell_clip, "cell_clip")
         self.num_proj = None if num_proj is None else check.positive_int(num_proj, "num_proj")
-        self.proj_clip = check.optional_positive_float(proj_clip, "proj_clip")
-        if self.proj_clip is not None and self.num_proj is None:
-            raise ValueError(
-                f"proj_clip={proj_clip!r} needs num_proj (there is no projection to clip); "
-                f"pass num_proj or drop proj_clip"
-            )
-        if initializer is not None and not callable(initializer):
-            raise TypeError(
-                f"initializer must be None or a callable (shape, dtype, rng) -> array, "
-                f"got {type(initializer).__name__}: {initializer!r}"
-            )
-        self._initializer = initializer
+        self.proj_clip = check.projection_clip(proj_clip, self.num_proj)
+        self._initializer = check.optional_callable(
+            initializer, "initializer", "(shape, dtype, rng) -> array"
+        )
 
     @property
     def initializer(self) -> Initializer | None:
@@ -649,21 +601,8 @@ class MultiRNNCell(RNNCell):
     """
 
     def __init__(self, cells: Sequence[RNNCell], state_is_tuple: bool = True) -> None:
-        if not state_is_tuple:
-            raise ValueError(
-                "MultiRNNCell(state_is_tuple=False) is deprecated in TensorFlow and not supported; "
-                "keep state_is_tuple=True (the state is then a tuple of the cells' states)"
-            )
-        if isinstance(cells, RNNCell) or not isinstance(cells, (list, tuple)):
-            raise TypeError(f"cells must be a list of fastlstm cells, got {type(cells).__name__}")
-        if not cells:
-            raise ValueError("MultiRNNCell needs at least one cell, got an empty list")
-        for k, cell in enumerate(cells):
-            if not isinstance(cell, RNNCell):
-                raise TypeError(
-                    f"cells[{k}] must be a fastlstm cell (BasicLSTMCell, LSTMCell or MultiRNNCell), "
-                    f"got {type(cell).__name__}"
-                )
+        check.stack_state_is_tuple(state_is_tuple)
+        check.cell_list(cells, RNNCell)
         labels = [f"cells[{k}]" for k in range(len(cells))]
         self.cells: tuple[RNNCell, ...] = tuple(cells)
         self.state_is_tuple = True
@@ -750,43 +689,24 @@ class MultiRNNCell(RNNCell):
     def _leaf_cells(self) -> tuple[_LSTMBase, ...]:
         return tuple(leaf for cell in self.cells for leaf in cell._leaf_cells())
 
-    def _layer_states(self, state: Any, context: str) -> tuple:
-        n = len(self.cells)
-        if state is None:
-            return (None,) * n
-        if isinstance(state, np.ndarray) or not isinstance(state, (tuple, list)) or len(state) != n:
-            got = (
-                f"{type(state).__name__} of length {len(state)}"
-                if isinstance(state, (tuple, list))
-                else (type(state).__name__)
-            )
-            raise ValueError(
-                f"{context}the state of a MultiRNNCell must be a tuple of {n} cell states "
-                f"(one per layer), got {got}"
-            )
-        return tuple(state)
-
     def _state_dtype(self, state: Any) -> np.dtype | None:
         if not isinstance(state, (tuple, list)) or len(state) != len(self.cells):
             return None
         floats = [d for d in (c._state_dtype(s) for c, s in zip(self.cells, state)) if d is not None]
         return max(floats, key=lambda d: d.itemsize) if floats else None
 
-    def _prepare(self, depth: int, batch: int, initial_state: Any, dtype: np.dtype, context: str) -> list:
-        prepared = []
-        for k, (cell, state) in enumerate(zip(self.cells, self._layer_states(initial_state, context))):
-            prepared.append(cell._prepare(depth, batch, state, dtype, f"{context}cells[{k}]: "))
+    def _prepare(
+        self, depth: int, batch: int, initial_state: Any, dtype: np.dtype, context: str
+    ) -> list[LeafRun]:
+        leaves: list[LeafRun] = []
+        states = check.stack_states(initial_state, len(self.cells), context)
+        for k, (cell, state) in enumerate(zip(self.cells, states)):
+            leaves += cell._prepare(depth, batch, state, dtype, f"{context}cells[{k}]: ")
             depth = cell.output_size
-        return prepared
+        return leaves
 
-    def _execute(
-        self, prepared: list, x: np.ndarray, lengths: np.ndarray, time_major: bool, reverse: bool
-    ) -> tuple[np.ndarray, tuple]:
-        states = []
-        for cell, layer in zip(self.cells, prepared):
-            x, state = cell._execute(layer, x, lengths, time_major, reverse)
-            states.append(state)
-        return x, tuple(states)
+    def _pack_final(self, finals: Iterator[tuple[np.ndarray, np.ndarray]]) -> tuple:
+        return tuple(cell._pack_final(finals) for cell in self.cells)
 
     def __repr__(self) -> str:
         return f"MultiRNNCell([{', '.join(repr(cell) for cell in self.cells)}])"

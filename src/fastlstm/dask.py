@@ -31,7 +31,6 @@ restored afterwards.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import uuid
 from collections import deque
@@ -53,7 +52,7 @@ from distributed.comm import get_address_host
 
 import fastlstm
 
-from .scoring.compute import BatchResult, run_batch
+from .scoring.compute import BatchResult, run_batch, using_numba_threads
 
 __all__ = ["ThreadLayout", "dynamic_rnn", "run_model", "score_batches", "thread_layout"]
 
@@ -135,16 +134,6 @@ def thread_layout(client: distributed.Client | None = None, numba_threads: int |
     return ThreadLayout(per_host={host: max(1, host_cores[host] // n) for host, n in dask_threads.items()})
 
 
-@contextlib.contextmanager
-def _numba_threads(count: int) -> Iterator[None]:
-    previous = numba.get_num_threads()
-    numba.set_num_threads(count)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
-
-
 # -- state structures -------------------------------------------------------------------------
 def _flatten(tree: Any, leaves: list) -> Any:
     """``tree`` with each array replaced by its index in ``leaves`` (appended); None stays None."""
@@ -186,7 +175,7 @@ def _run_block(
 ) -> tuple:
     """One chunk: ``(outputs, *final state leaves)``."""
     initial_state = _unflatten(skeleton, list(state_leaves))
-    with _numba_threads(layout.here()):
+    with using_numba_threads(layout.here()):
         outputs, state = _run(obj, inputs, lengths, initial_state, run_dtype, time_major)
     leaves: list = []
     _flatten(state, leaves)
@@ -380,7 +369,7 @@ class _ModelPlugin(distributed.WorkerPlugin):
 
 def _score_on_worker(name: str, inputs: np.ndarray, lengths: np.ndarray, layout: ThreadLayout) -> BatchResult:
     model = distributed.get_worker().plugins[name].model
-    with _numba_threads(layout.here()):
+    with using_numba_threads(layout.here()):
         return run_batch(model, inputs, lengths)
 
 

@@ -1,4 +1,4 @@
-"""A small model type: a stack of layers, each a cell or a bidirectional pair of cells."""
+"""A small model type: a stack of layers, each a cell, a backward-only cell or a bidirectional pair."""
 
 from __future__ import annotations
 
@@ -7,17 +7,76 @@ from typing import Any
 
 import numpy as np
 
+from . import _layers
 from . import _validation as check
+from ._layers import Direction
 from .cell import RNNCell, SeedLike
-from .rnn import prepare_inputs
 
-__all__ = ["LSTMModel"]
+__all__ = ["Backward", "LSTMModel"]
 
-Layer = RNNCell | tuple[RNNCell, RNNCell]
+
+class Backward:
+    """A layer of :class:`LSTMModel` that runs ``cell`` backwards only (ONNX's ``direction="reverse"``).
+
+    Each row runs from its last valid step down to step 0: it is reversed
+    *within its own length*, as TF's ``reverse_sequence`` does, and the
+    padding stays where it is. The outputs are in input time order (step
+    ``t`` belongs to input step ``t``) and zero past each length: exactly the
+    ``output_bw`` that :func:`fastlstm.bidirectional_dynamic_rnn` gives for
+    ``cell_bw=cell``. The layer's state (initial and final) is ``cell``'s; the
+    final state is the state after reaching step 0.
+
+    Parameters
+    ----------
+    cell : BasicLSTMCell, LSTMCell or MultiRNNCell
+        The cell to run backwards; built on first use, as in any layer.
+
+    Examples
+    --------
+    >>> import numpy as np, fastlstm
+    >>> model = fastlstm.LSTMModel([fastlstm.Backward(fastlstm.BasicLSTMCell(4))])
+    >>> x = np.random.default_rng(0).random((2, 5, 3), dtype=np.float32)
+    >>> outputs, (state,) = model(x, sequence_length=[5, 2])
+    >>> outputs.shape, float(abs(outputs[1, 2:]).max())
+    ((2, 5, 4), 0.0)
+
+    The same numbers as the backward half of a bidirectional run:
+
+    >>> (_, output_bw), (_, state_bw) = fastlstm.bidirectional_dynamic_rnn(
+    ...     fastlstm.BasicLSTMCell(2), model.layers[0].cell, x, sequence_length=[5, 2])
+    >>> bool((output_bw == outputs).all() and (state_bw.h == state.h).all())
+    True
+    """
+
+    __slots__ = ("_cell",)
+
+    def __init__(self, cell: RNNCell) -> None:
+        check.rnn_cell(cell, "the cell of a Backward layer", RNNCell)
+        self._cell = cell
+
+    @property
+    def cell(self) -> RNNCell:
+        """The cell run backwards."""
+        return self._cell
+
+    def __repr__(self) -> str:
+        return f"Backward({self._cell!r})"
+
+
+Layer = RNNCell | tuple[RNNCell, RNNCell] | Backward
+
+
+def _directions(layer: Layer) -> tuple[tuple[RNNCell, Direction, str], ...]:
+    """``(cell, direction, label)`` for each direction of ``layer``; labels name a pair's cells."""
+    if isinstance(layer, tuple):
+        return ((layer[0], Direction.FORWARD, " cell_fw"), (layer[1], Direction.BACKWARD, " cell_bw"))
+    if isinstance(layer, Backward):
+        return ((layer.cell, Direction.BACKWARD, ""),)
+    return ((layer, Direction.FORWARD, ""),)
 
 
 def _layer_cells(layer: Layer) -> tuple[RNNCell, ...]:
-    return layer if isinstance(layer, tuple) else (layer,)
+    return tuple(cell for cell, _, _ in _directions(layer))
 
 
 def _output_size(layer: Layer) -> int:
@@ -30,19 +89,21 @@ def _input_size(layer: Layer) -> int | None:
 
 
 class LSTMModel:
-    """Layers run one after the other; a layer is a cell or a ``(cell_fw, cell_bw)`` pair.
+    """Layers run one after the other; a layer is a cell, a :class:`Backward` cell or a ``(cell_fw, cell_bw)`` pair.
 
     A cell layer is run as :func:`fastlstm.dynamic_rnn` runs it. A pair is a
     bidirectional layer, run as :func:`fastlstm.bidirectional_dynamic_rnn`;
     its output is ``concatenate([output_fw, output_bw], axis=-1)``, as the
-    bidirectional layers of PyTorch and Keras give it. Layer ``k + 1`` takes
-    the outputs of layer ``k`` as its inputs.
+    bidirectional layers of PyTorch and Keras give it. ``Backward(cell)``
+    runs ``cell`` backwards only, as the backward half of a pair. Layer
+    ``k + 1`` takes the outputs of layer ``k`` as its inputs.
 
     Parameters
     ----------
     layers : list
         Bottom to top; each a :class:`BasicLSTMCell`, :class:`LSTMCell`,
-        :class:`MultiRNNCell` or a ``(cell_fw, cell_bw)`` pair of them. Every
+        :class:`MultiRNNCell`, a :class:`Backward` layer of one of them, or
+        a ``(cell_fw, cell_bw)`` pair of them. Every
         cell object appears once and all share one dtype. Unbuilt cells are
         built on first use for the depth they receive; built ones must fit:
         a layer's input size equals the previous layer's output size (the sum
@@ -70,44 +131,14 @@ class LSTMModel:
     """
 
     def __init__(self, layers: Sequence[Any]) -> None:
-        if isinstance(layers, RNNCell) or not isinstance(layers, (list, tuple)):
-            raise TypeError(
-                f"layers must be a list of cells or (cell_fw, cell_bw) pairs, got {type(layers).__name__}"
-            )
-        if not layers:
-            raise ValueError("LSTMModel needs at least one layer, got an empty list")
-        normalised: list[Layer] = []
-        for k, layer in enumerate(layers):
-            if isinstance(layer, RNNCell):
-                normalised.append(layer)
-                continue
-            if not isinstance(layer, (list, tuple)):
-                raise TypeError(
-                    f"layers[{k}] must be a fastlstm cell or a (cell_fw, cell_bw) pair, "
-                    f"got {type(layer).__name__}"
-                )
-            if len(layer) != 2:
-                raise ValueError(f"layers[{k}] must be a (cell_fw, cell_bw) pair, got {len(layer)} items")
-            for direction, cell in zip(("cell_fw", "cell_bw"), layer):
-                if not isinstance(cell, RNNCell):
-                    raise TypeError(
-                        f"layers[{k}] {direction} must be a fastlstm cell (BasicLSTMCell, LSTMCell or "
-                        f"MultiRNNCell), got {type(cell).__name__}"
-                    )
-            fw, bw = layer
-            if fw.input_size is not None and bw.input_size is not None and fw.input_size != bw.input_size:
-                raise ValueError(
-                    f"layers[{k}]: cell_fw was built for inputs of depth {fw.input_size} "
-                    f"but cell_bw for depth {bw.input_size}"
-                )
-            normalised.append((fw, bw))
-        self.layers: list[Layer] = normalised
+        check.layer_list(layers, RNNCell)
+        self.layers: list[Layer] = [
+            check.layer(layer, k, RNNCell, Backward) for k, layer in enumerate(layers)
+        ]
         cells = [cell for layer in self.layers for cell in _layer_cells(layer)]
         check.distinct_cells([leaf for cell in cells for leaf in cell._leaf_cells()])
         labels = [
-            f"layers[{k}]" + (f" {d}" if isinstance(layer, tuple) else "")
-            for k, layer in enumerate(self.layers)
-            for d in (("cell_fw", "cell_bw") if isinstance(layer, tuple) else ("",))
+            f"layers[{k}]{label}" for k, layer in enumerate(self.layers) for _, _, label in _directions(layer)
         ]
         self._dtype = check.same_dtype(cells, labels)
         check.layer_chain(
@@ -167,9 +198,10 @@ class LSTMModel:
         sequence_length : array_like of int, shape ``[batch]``, optional
             Valid steps per row, each in ``[0, max_time]``; all steps when None.
         initial_state : sequence, optional
-            One entry per layer: None (zeros), the cell's state, or for a
-            bidirectional layer a pair ``(state_fw, state_bw)`` (either may be
-            None). States are cast to :attr:`dtype`.
+            One entry per layer: None (zeros), the cell's state (also for a
+            :class:`Backward` layer), or for a bidirectional layer a pair
+            ``(state_fw, state_bw)`` (either may be None). States are cast to
+            :attr:`dtype`.
         time_major : bool, default False
             Layout of ``inputs`` and ``outputs``.
 
@@ -190,56 +222,32 @@ class LSTMModel:
             Non-numeric inputs, lengths or states.
         """
         dtype = self._dtype
-        x, lengths = prepare_inputs(inputs, sequence_length, time_major, dtype, self.output_size)
+        x, lengths = check.run_inputs(inputs, sequence_length, time_major, dtype, self.output_size)
         batch, depth = lengths.shape[0], x.shape[2]
         prepared = []
-        for k, (layer, state) in enumerate(zip(self.layers, self._layer_states(initial_state))):
-            if isinstance(layer, tuple):
-                states = self._pair_state(state, k)
-                prepared.append(
-                    tuple(
-                        cell._prepare(depth, batch, s, dtype, f"layers[{k}] {d}: ")
-                        for cell, s, d in zip(layer, states, ("cell_fw", "cell_bw"))
-                    )
-                )
-            else:
-                prepared.append(layer._prepare(depth, batch, state, dtype, f"layers[{k}]: "))
+        for k, (layer, state) in enumerate(
+            zip(self.layers, check.model_states(initial_state, len(self.layers)))
+        ):
+            directions = _directions(layer)
+            states = check.pair_state(state, k) if isinstance(layer, tuple) else (state,)
+            prepared.append(
+                [
+                    _layers.prepare(cell, direction, depth, batch, s, dtype, f"layers[{k}]{label}: ")
+                    for (cell, direction, label), s in zip(directions, states)
+                ]
+            )
             depth = _output_size(layer)
         final_states = []
-        for layer, ready in zip(self.layers, prepared):
-            if isinstance(layer, tuple):
-                output_fw, state_fw = layer[0]._execute(ready[0], x, lengths, time_major, False)
-                output_bw, state_bw = layer[1]._execute(ready[1], x, lengths, time_major, True)
+        for layer in prepared:
+            results = _layers.run(layer, (x,) * len(layer), lengths, time_major)
+            if len(results) == 1:
+                ((x, state),) = results
+                final_states.append(state)
+            else:
+                (output_fw, state_fw), (output_bw, state_bw) = results
                 x = np.concatenate([output_fw, output_bw], axis=-1)
                 final_states.append((state_fw, state_bw))
-            else:
-                x, state = layer._execute(ready, x, lengths, time_major, False)
-                final_states.append(state)
         return x, tuple(final_states)
-
-    def _layer_states(self, initial_state: Any) -> tuple:
-        n = len(self.layers)
-        if initial_state is None:
-            return (None,) * n
-        if isinstance(initial_state, np.ndarray) or not isinstance(initial_state, (list, tuple)):
-            raise ValueError(
-                f"initial_state must be a list with one state per layer ({n}), "
-                f"got {type(initial_state).__name__}"
-            )
-        if len(initial_state) != n:
-            raise ValueError(f"initial_state must have one entry per layer ({n}), got {len(initial_state)}")
-        return tuple(initial_state)
-
-    @staticmethod
-    def _pair_state(state: Any, k: int) -> tuple:
-        if state is None:
-            return (None, None)
-        if isinstance(state, np.ndarray) or not isinstance(state, (list, tuple)) or len(state) != 2:
-            raise ValueError(
-                f"initial_state[{k}] of a bidirectional layer must be a pair (state_fw, state_bw), "
-                f"got {type(state).__name__}"
-            )
-        return tuple(state)
 
     def __repr__(self) -> str:
         lines = []

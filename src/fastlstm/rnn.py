@@ -7,7 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from . import _layers
 from . import _validation as check
+from ._layers import Direction
 from .cell import RNNCell
 
 __all__ = ["bidirectional_dynamic_rnn", "dynamic_rnn"]
@@ -22,31 +24,6 @@ def _run_dtype(cell: RNNCell, initial_state: Any, dtype: Any) -> np.dtype:
     if dtype is not None:
         return check.float_dtype(dtype)
     return cell.dtype
-
-
-def _check_cell(cell: Any, what: str = "cell") -> None:
-    if not isinstance(cell, RNNCell):
-        raise TypeError(
-            f"{what} must be a fastlstm cell (BasicLSTMCell, LSTMCell or MultiRNNCell), "
-            f"got {type(cell).__name__}"
-        )
-
-
-def prepare_inputs(
-    inputs: Any, sequence_length: Any, time_major: bool, dtype: np.dtype, output_depth: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Validated, kernel-ready inputs and int64 lengths (shared by all drivers).
-
-    Sizes are checked before anything is allocated: the inputs (and a copy of
-    them in ``dtype``), the lengths and outputs of depth ``output_depth``.
-    """
-    array = check.inputs_3d(inputs, time_major)
-    max_time, batch = (array.shape[0], array.shape[1]) if time_major else (array.shape[1], array.shape[0])
-    check.check_size(array.shape, "inputs", dtype.itemsize)
-    check.check_size((batch, max_time, output_depth), "outputs", dtype.itemsize)
-    check.check_size((batch,), "sequence_length", 8)
-    lengths = check.sequence_lengths(sequence_length, batch, max_time)
-    return check.as_kernel_array(array, dtype), lengths
 
 
 def dynamic_rnn(
@@ -103,10 +80,14 @@ def dynamic_rnn(
     Unlike TensorFlow, which silently accepts out-of-range lengths, every bad
     argument raises before anything runs.
     """
-    _check_cell(cell)
+    check.rnn_cell(cell, "cell", RNNCell)
     run_dtype = _run_dtype(cell, initial_state, dtype)
-    x, lengths = prepare_inputs(inputs, sequence_length, time_major, run_dtype, cell.output_size)
-    return cell._run_sequence(x, lengths, initial_state, time_major, run_dtype)
+    x, lengths = check.run_inputs(inputs, sequence_length, time_major, run_dtype, cell.output_size)
+    prepared = _layers.prepare(
+        cell, Direction.FORWARD, x.shape[2], lengths.shape[0], initial_state, run_dtype
+    )
+    ((outputs, state),) = _layers.run((prepared,), (x,), lengths, time_major)
+    return outputs, state
 
 
 def bidirectional_dynamic_rnn(
@@ -173,21 +154,21 @@ def bidirectional_dynamic_rnn(
     >>> np.concatenate([out_fw, out_bw], axis=2).shape, float(abs(out_bw[1, 2:]).max())
     ((2, 6, 9), 0.0)
     """
-    _check_cell(cell_fw, "cell_fw")
-    _check_cell(cell_bw, "cell_bw")
+    check.rnn_cell(cell_fw, "cell_fw", RNNCell)
+    check.rnn_cell(cell_bw, "cell_bw", RNNCell)
     dtype_fw = _run_dtype(cell_fw, initial_state_fw, dtype)
     dtype_bw = _run_dtype(cell_bw, initial_state_bw, dtype)
     depth_out = cell_fw.output_size + cell_bw.output_size
-    x_fw, lengths = prepare_inputs(inputs, sequence_length, time_major, dtype_fw, depth_out)
+    x_fw, lengths = check.run_inputs(inputs, sequence_length, time_major, dtype_fw, depth_out)
     x_bw = (
         x_fw
         if dtype_bw == dtype_fw
-        else prepare_inputs(inputs, sequence_length, time_major, dtype_bw, depth_out)[0]
+        else check.run_inputs(inputs, sequence_length, time_major, dtype_bw, depth_out)[0]
     )
-    batch = lengths.shape[0]
-    depth = x_fw.shape[2]
-    prepared_fw = cell_fw._prepare(depth, batch, initial_state_fw, dtype_fw, "cell_fw: ")
-    prepared_bw = cell_bw._prepare(depth, batch, initial_state_bw, dtype_bw, "cell_bw: ")
-    output_fw, state_fw = cell_fw._execute(prepared_fw, x_fw, lengths, time_major, False)
-    output_bw, state_bw = cell_bw._execute(prepared_bw, x_bw, lengths, time_major, True)
+    batch, depth = lengths.shape[0], x_fw.shape[2]
+    layer = (
+        _layers.prepare(cell_fw, Direction.FORWARD, depth, batch, initial_state_fw, dtype_fw, "cell_fw: "),
+        _layers.prepare(cell_bw, Direction.BACKWARD, depth, batch, initial_state_bw, dtype_bw, "cell_bw: "),
+    )
+    (output_fw, state_fw), (output_bw, state_bw) = _layers.run(layer, (x_fw, x_bw), lengths, time_major)
     return (output_fw, output_bw), (state_fw, state_bw)

@@ -8,11 +8,14 @@ Layout of the archive (all loadable with ``np.load(path, allow_pickle=False)``):
     0-d unicode array, JSON: ``{"class": ..., <constructor arguments>}`` for a
     cell (``cell.get_config()``), ``{"class": "MultiRNNCell", "cells": [...]}``
     or ``{"class": "LSTMModel", "layers": [...]}`` where a bidirectional layer
-    is a two-element list ``[cell_fw, cell_bw]``.
+    is a two-element list ``[cell_fw, cell_bw]`` and a backward-only layer
+    ``{"class": "Backward", "cell": cell}`` (files written before
+    :class:`~fastlstm.Backward` existed have none and load as before).
 one array per weight
     Named by its place in the object and the cell's weight name:
     ``kernel`` for a single cell, ``cells.1.bias`` in a MultiRNNCell,
-    ``layers.0.bw.w_f_diag`` in a model. Stored in the cell's dtype.
+    ``layers.0.bw.w_f_diag`` in a model (``fw``/``bw`` for the two cells of a
+    pair, ``bw`` for the cell of a Backward layer). Stored in the cell's dtype.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import numpy as np
 
 from ..activations import ACTIVATIONS
 from ..cell import BasicLSTMCell, LSTMCell, MultiRNNCell, RNNCell
-from ..model import LSTMModel
+from ..model import Backward, LSTMModel
 
 __all__ = ["FORMAT_VERSION", "load", "save"]
 
@@ -52,7 +55,8 @@ def save(path: str | os.PathLike, model_or_cell: Saveable) -> None:
     path : str or path-like
         Destination file.
     model_or_cell : BasicLSTMCell, LSTMCell, MultiRNNCell or LSTMModel
-        What to save; every cell in it must be built (have weights).
+        What to save (a model with any of its layer types, :class:`~fastlstm.Backward`
+        included); every cell in it must be built (have weights).
 
     Raises
     ------
@@ -158,6 +162,10 @@ def _describe(obj: Any, prefix: str, arrays: dict[str, np.ndarray]) -> dict[str,
             if isinstance(layer, tuple):
                 pair = zip(layer, ("fw", "bw"))
                 layers.append([_describe(cell, f"{prefix}layers.{k}.{d}.", arrays) for cell, d in pair])
+            elif isinstance(layer, Backward):
+                layers.append(
+                    {"class": "Backward", "cell": _describe(layer.cell, f"{prefix}layers.{k}.bw.", arrays)}
+                )
             else:
                 layers.append(_describe(layer, f"{prefix}layers.{k}.", arrays))
         return {"class": "LSTMModel", "layers": layers}
@@ -237,6 +245,15 @@ def _build(config: Any, prefix: str, arrays: dict[str, np.ndarray], where: str) 
                     tuple(
                         _build(cell, f"{prefix}layers.{k}.{d}.", arrays, f"{here}[{i}]")
                         for i, (cell, d) in enumerate(zip(layer, ("fw", "bw")))
+                    )
+                )
+            elif isinstance(layer, dict) and layer.get("class") == "Backward":
+                _expect_keys(layer, {"class", "cell"}, here)
+                built.append(
+                    _construct(
+                        Backward,
+                        here,
+                        _build(layer["cell"], f"{prefix}layers.{k}.bw.", arrays, f"{here}.cell"),
                     )
                 )
             else:

@@ -6,14 +6,17 @@ workers, so both give bitwise the same numbers.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
+import numba
 import numpy as np
 
-from .. import BasicLSTMCell, LSTMCell, LSTMModel, MultiRNNCell, dynamic_rnn
+from .. import Backward, BasicLSTMCell, LSTMCell, LSTMModel, MultiRNNCell, dynamic_rnn
 from ..cell import RNNCell
 
-__all__ = ["BatchResult", "Scorable", "final_sizes", "run_batch", "with_dtype"]
+__all__ = ["BatchResult", "Scorable", "final_sizes", "run_batch", "using_numba_threads", "with_dtype"]
 
 Scorable = RNNCell | LSTMModel
 
@@ -26,6 +29,31 @@ class BatchResult(NamedTuple):
     final_h: np.ndarray
 
 
+@contextlib.contextmanager
+def using_numba_threads(count: int) -> Iterator[None]:
+    """numba's thread count set to ``count`` for the ``with`` block, restored afterwards.
+
+    numba's setting is per thread, so this affects only the calling thread (a
+    Dask task, or the local scorer).
+
+    Raises
+    ------
+    ValueError
+        If ``count`` is not between 1 and ``numba.config.NUMBA_NUM_THREADS``.
+    """
+    if not 1 <= count <= numba.config.NUMBA_NUM_THREADS:
+        raise ValueError(
+            f"numba threads must be between 1 and {numba.config.NUMBA_NUM_THREADS} (NUMBA_NUM_THREADS), "
+            f"got {count}"
+        )
+    previous = numba.get_num_threads()
+    numba.set_num_threads(count)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
 def with_dtype(obj: Scorable, dtype: np.dtype) -> Scorable:
     """``obj`` itself if it computes in ``dtype``, else a copy whose weights are cast to it.
 
@@ -36,14 +64,7 @@ def with_dtype(obj: Scorable, dtype: np.dtype) -> Scorable:
     if obj.dtype == dtype:
         return obj
     if isinstance(obj, LSTMModel):
-        return LSTMModel(
-            [
-                tuple(with_dtype(cell, dtype) for cell in layer)
-                if isinstance(layer, tuple)
-                else with_dtype(layer, dtype)
-                for layer in obj.layers
-            ]
-        )
+        return LSTMModel([_layer_with_dtype(layer, dtype) for layer in obj.layers])
     if isinstance(obj, MultiRNNCell):
         return MultiRNNCell([with_dtype(cell, dtype) for cell in obj.cells])
     if isinstance(obj, (BasicLSTMCell, LSTMCell)):
@@ -53,9 +74,20 @@ def with_dtype(obj: Scorable, dtype: np.dtype) -> Scorable:
     raise TypeError(f"expected a fastlstm cell or LSTMModel, got {type(obj).__name__}")
 
 
+def _layer_with_dtype(layer: Any, dtype: np.dtype) -> Any:
+    """A layer of an :class:`LSTMModel` (a cell, a pair or a :class:`Backward`) as :func:`with_dtype` makes it."""
+    if isinstance(layer, tuple):
+        return tuple(with_dtype(cell, dtype) for cell in layer)
+    if isinstance(layer, Backward):
+        return Backward(with_dtype(layer.cell, dtype))
+    return with_dtype(layer, dtype)
+
+
 def _top_cells(obj: Scorable) -> tuple[RNNCell, ...]:
     """The cells whose final states make up the reported final state (two for a bidirectional top)."""
     top = obj.layers[-1] if isinstance(obj, LSTMModel) else obj
+    if isinstance(top, Backward):
+        return (top.cell,)
     return top if isinstance(top, tuple) else (top,)
 
 

@@ -9,11 +9,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numba
 import numpy as np
 
 from .. import load
-from .compute import BatchResult, Scorable, final_sizes, run_batch, with_dtype
+from .compute import BatchResult, Scorable, final_sizes, run_batch, using_numba_threads, with_dtype
 from .errors import ScoreError
 from .sinks import open_sink
 from .sources import Source, open_source
@@ -145,7 +144,9 @@ def score_file(
         ) as sink:
             if client is None:
                 results = _local_results(obj, source, batch_size, run_dtype)
-                threads = contextlib.nullcontext() if numba_threads is None else _numba_threads(numba_threads)
+                threads = (
+                    contextlib.nullcontext() if numba_threads is None else using_numba_threads(numba_threads)
+                )
             else:
                 from ..dask import score_batches
 
@@ -173,18 +174,3 @@ def score_file(
         seconds=time.perf_counter() - start,
         output=output_path,
     )
-
-
-@contextlib.contextmanager
-def _numba_threads(count: int) -> Iterator[None]:
-    if not 1 <= count <= numba.config.NUMBA_NUM_THREADS:
-        raise ValueError(
-            f"numba threads must be between 1 and {numba.config.NUMBA_NUM_THREADS} (NUMBA_NUM_THREADS), "
-            f"got {count}"
-        )
-    previous = numba.get_num_threads()
-    numba.set_num_threads(count)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
