@@ -65,7 +65,8 @@ def test_rounding_special_values():
 def test_pack_weights_layout(rng):
     w = rng.standard_normal((7, 70)).astype(np.float32)
     packed = _kernels_bf16.pack_weights(w)
-    assert packed.shape == (2, 4, 64) and packed.dtype == np.uint32 and packed.flags.c_contiguous
+    assert packed.shape == (2 * 4, 64) and packed.dtype == np.float32 and packed.flags.c_contiguous
+    packed = packed.view(np.uint32).reshape(2, 4, 64)  # [block, pair, column]: the words' bits
     bits = _kernels_bf16.round_to_bf16(w).astype(np.uint32)
     for b in range(2):
         for p in range(4):

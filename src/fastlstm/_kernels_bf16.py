@@ -109,19 +109,26 @@ def bf16_to_float32(bits: np.ndarray) -> np.ndarray:
 
 
 def pack_weights(w: np.ndarray) -> np.ndarray:
-    """``w`` ``[k, n]`` float32 as bfloat16 pairs along ``k``, in column blocks: uint32 ``[blocks, pairs, 64]``.
+    """``w`` ``[k, n]`` float32 as bfloat16 pairs along ``k`` in 64-column blocks, for the products.
 
-    ``pairs = ceil(k / 2)``, ``blocks = ceil(n / 64)``.  Word ``[b, p, c]``
-    holds ``w[2p, 64b + c]`` in its low half and ``w[2p + 1, 64b + c]`` in
-    its high half (the layout ``VDPBF16PS`` reads), zero past ``k`` and ``n``.
-    A register tile's panel of weights is one contiguous stretch of memory.
+    Returns ``[blocks * pairs, 64]`` with ``pairs = ceil(k / 2)``, ``blocks =
+    ceil(n / 64)``: the 32-bit word at row ``b * pairs + p``, column ``c``
+    holds the bfloat16 of ``w[2p, 64b + c]`` in its low half and of ``w[2p + 1,
+    64b + c]`` in its high half (the layout ``VDPBF16PS`` reads), zero past
+    ``k`` and ``n``; a register tile's panel of weights is one contiguous
+    stretch of memory.  The words are stored in a float32 array: the layer
+    kernels pass it on typed like float32 weights of the same rank, so the
+    bfloat16 mode adds no specialisation of them (only the product kernels
+    here read it, as the bits they are).
     """
     k, n = w.shape
     blocks = -(-n // BLOCK)
-    halves = np.zeros((k + k % 2, blocks * BLOCK), dtype=np.uint32)
+    pairs = k // 2 + k % 2
+    halves = np.zeros((2 * pairs, blocks * BLOCK), dtype=np.uint32)
     halves[:k, :n] = round_to_bf16(w)
     words = halves[0::2] | (halves[1::2] << _U16)
-    return np.ascontiguousarray(words.reshape(k // 2 + k % 2, blocks, BLOCK).transpose(1, 0, 2))
+    by_block = words.reshape(pairs, blocks, BLOCK).transpose(1, 0, 2).reshape(blocks * pairs, BLOCK)
+    return np.ascontiguousarray(by_block).view(np.float32)
 
 
 @intrinsic
@@ -199,21 +206,23 @@ def _dp_step(acc, product):
 
 @kernel_jit(_INLINE)
 def _emulate_columns(ab, r0, r1, w, g, c0, c1):
-    """``g[r0:r1, c0:c1] += ab @ w`` by :func:`_dp_step`, pairs in increasing order, ``hi`` first."""
-    pairs = w.shape[1]
+    """``g[r0:r1, c0:c1] += ab @ w`` by :func:`_dp_step`, pairs in increasing order, ``hi`` first.
+
+    ``w`` as :func:`pack_weights` gives it; its float32 elements are read as their bits.
+    """
+    pairs = ab.shape[1]
     for r in range(r0, r1):
         gr = g[r]
         abr = ab[r]
         for b in range(c0 // BLOCK, -(-c1 // BLOCK)):
             lo = max(c0, b * BLOCK)
             hi = min(c1, (b + 1) * BLOCK)
-            wb = w[b]
             for p in range(pairs):
                 a_lo = np.float64(_float32_from_bits(abr[p] << _U16))
                 a_hi = np.float64(_float32_from_bits(abr[p] & _HIGH_HALF))
-                wp = wb[p]
+                wp = w[b * pairs + p]
                 for c in range(lo, hi):
-                    word = wp[c - b * BLOCK]
+                    word = _float32_bits(wp[c - b * BLOCK])
                     acc = _dp_step(gr[c], a_hi * np.float64(_float32_from_bits(word & _HIGH_HALF)))
                     gr[c] = _dp_step(acc, a_lo * np.float64(_float32_from_bits(word << _U16)))
 
@@ -235,8 +244,8 @@ def _bf16_tile(n_rows, n_vectors):
     """An intrinsic: ``g[row:row + n_rows, 16 first:16 (first + n_vectors)] += ab[rows, p0:p1] @ w``.
 
     ``ab`` holds bfloat16 pairs (uint32 ``[rows, pairs]``), ``w`` packed
-    weights (uint32 ``[blocks, pairs, 64]``, :func:`pack_weights`), ``g``
-    float32; register ``v`` covers the 16 columns from ``16 (first + v)``.
+    weights (:func:`pack_weights`: ``[blocks * pairs, 64]``), ``g`` float32;
+    register ``v`` covers the 16 columns from ``16 (first + v)``.
     The ``n_rows * n_vectors`` accumulators stay in zmm registers over the
     panel ``p0 <= p < p1``: per pair, ``n_vectors`` loads of ``w``, one
     broadcast of ``ab[row + r, p]`` per row and one ``VDPBF16PS`` per
@@ -245,9 +254,8 @@ def _bf16_tile(n_rows, n_vectors):
 
     @intrinsic
     def bf16_tile(typingctx, ab, row, w, g, first, p_start, p_stop):
-        arrays = ((ab, 2), (w, 3), (g, 2))
         if not all(
-            isinstance(arg, types.Array) and arg.layout == "C" and arg.ndim == nd for arg, nd in arrays
+            isinstance(arg, types.Array) and arg.layout == "C" and arg.ndim == 2 for arg in (ab, w, g)
         ):
             return None
 
@@ -256,6 +264,7 @@ def _bf16_tile(n_rows, n_vectors):
                 context.make_array(sig.args[i])(context, builder, args[i]) for i in (0, 2, 3)
             )
             row_index, first_vector, p_first, p_last = args[1], args[4], args[5], args[6]
+            pairs = builder.extract_value(ab_array.shape, 1)
             int32, int64 = ir.IntType(32), ir.IntType(64)
             floats = ir.VectorType(ir.FloatType(), LANES)
             words = ir.VectorType(int32, LANES)
@@ -285,9 +294,9 @@ def _bf16_tile(n_rows, n_vectors):
             g_pointers, accumulators, w_rows = [], [], []
             for v in range(n_vectors):
                 vector = builder.add(first_vector, constant(v))
-                block = builder.udiv(vector, constant(TILE_VECTORS))
+                block_row = builder.mul(builder.udiv(vector, constant(TILE_VECTORS)), pairs)
                 lane = builder.mul(builder.urem(vector, constant(TILE_VECTORS)), constant(LANES))
-                w_rows.append((block, lane))
+                w_rows.append((block_row, lane))
             for r in range(n_rows):
                 for v in range(n_vectors):
                     column = builder.mul(builder.add(first_vector, constant(v)), constant(LANES))
@@ -302,8 +311,11 @@ def _bf16_tile(n_rows, n_vectors):
             ]
             with cgutils.for_range_slice(builder, p_first, p_last, constant(1)) as (p, _):
                 w_vectors = [
-                    builder.bitcast(builder.load(address(w_array, (block, p, lane), words), align=4), bf16s)
-                    for block, lane in w_rows
+                    builder.bitcast(
+                        builder.load(address(w_array, (builder.add(block_row, p), lane), words), align=4),
+                        bf16s,
+                    )
+                    for block_row, lane in w_rows
                 ]
                 for r in range(n_rows):
                     pair = builder.load(builder.gep(ab_rows[r], [p]), align=4)
@@ -391,8 +403,10 @@ def matmul_bf16_native(a, n_rows, w, g, column_tile):
     by :func:`_emulate_columns`.  ``column_tile`` is the float32 kernel's
     argument, unused here.
     """
-    pairs = w.shape[1]
     width = g.shape[1]
+    if width == 0:
+        return
+    pairs = w.shape[0] // -(-width // BLOCK)
     ab = _pack_rows(a, n_rows, pairs)
     blocks = width // BLOCK
     vectors = (width - blocks * BLOCK) // LANES
@@ -409,8 +423,11 @@ def matmul_bf16_native(a, n_rows, w, g, column_tile):
 @kernel_jit(_OPTIONS)
 def matmul_bf16_emulated(a, n_rows, w, g, column_tile):
     """:func:`matmul_bf16_native`'s results, bit for bit, on any CPU (float64 arithmetic)."""
-    ab = _pack_rows(a, n_rows, w.shape[1])
-    _emulate_columns(ab, 0, n_rows, w, g, 0, g.shape[1])
+    width = g.shape[1]
+    if width == 0:
+        return
+    ab = _pack_rows(a, n_rows, w.shape[0] // -(-width // BLOCK))
+    _emulate_columns(ab, 0, n_rows, w, g, 0, width)
 
 
 matmul_accumulate_bf16 = matmul_bf16_native if HAS_AVX512_BF16 else matmul_bf16_emulated
