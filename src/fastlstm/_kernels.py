@@ -738,7 +738,8 @@ def run_block(
     time_stride,
     max_time,
     lengths,
-    kernel,
+    w_x,
+    w_h,
     bias,
     scalars,
     peepholes,
@@ -767,9 +768,10 @@ def run_block(
     (each weight row is reused across all of them); then each step adds
     ``h @ W_h`` for the running rows and applies the gate math.
     ``tiling = [column_tile, chunk_rows]`` bounds the cache footprint.  The
-    products and the gate math are :func:`matmul_accumulate` and the cell's
-    gate kernel (one of :data:`GATE_KERNELS`, or a user activation's), called
-    at ``matmul_address``/``gates_address``.
+    products and the gate math are :func:`matmul_accumulate` (or the bfloat16
+    product of ``_kernels_bf16``, with ``w_x``, ``w_h`` and ``projection`` in
+    its packed form) and the cell's gate kernel (one of :data:`GATE_KERNELS`,
+    or a user activation's), called at ``matmul_address``/``gates_address``.
     """
     rows = order[block_start:block_stop]
     n = rows.shape[0]
@@ -781,9 +783,7 @@ def run_block(
     forget_bias = scalars[0]
     cell_clip = scalars[1]
     proj_clip = scalars[2]
-    w_x = kernel[:depth]
-    w_h = kernel[depth:]
-    dtype = kernel.dtype
+    dtype = bias.dtype
     x_rows = np.empty((chunk_steps * n, depth), dtype=dtype)
     gates = np.empty((chunk_steps * n, 4 * units), dtype=dtype)
     chunk_start = np.empty(chunk_steps + 1, dtype=np.int64)

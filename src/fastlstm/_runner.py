@@ -43,6 +43,7 @@ _custom_gates: dict[int, Callable] = {}
 _forked_from_openmp = False
 _kernel_addresses: dict[tuple, tuple[int, int]] = {}
 _split_weights: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_bfloat16_weights: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,7 +109,47 @@ def _gates_kernel(activation: Activation) -> Callable:
     return _custom_gates[key]
 
 
-def kernel_addresses(weights: LayerWeights) -> tuple[int, int]:
+def _matmul_kernel(precision: str) -> Callable:
+    """The matrix product kernel of a precision (the bfloat16 one is imported on first use)."""
+    if precision == "bfloat16":
+        from . import _kernels_bf16
+
+        return _kernels_bf16.matmul_accumulate_bf16
+    return _kernels.matmul_accumulate
+
+
+class ProductWeights(NamedTuple):
+    """A cell's product weights as the precision's matrix product kernel takes them.
+
+    float32 runs (and float64 ones) take views of the kernel; bfloat16 runs
+    take ``_kernels_bf16.pack_weights`` of each (float32-typed arrays of the
+    same rank, so the layer kernels see the same types).
+    """
+
+    w_x: np.ndarray  # [depth, 4 * units]
+    w_h: np.ndarray  # [out_depth, 4 * units]
+    projection: np.ndarray  # [units, out_depth]; [1, 1] zeros without projection
+
+
+def product_weights(weights: LayerWeights, precision: str) -> ProductWeights:
+    """``weights``' product weights for ``precision``; the bfloat16 ones are rounded once and cached."""
+    depth, dtype = weights.in_depth, weights.kernel.dtype
+    if precision != "bfloat16":
+        projection = np.zeros((1, 1), dtype) if weights.projection is None else weights.projection
+        return ProductWeights(weights.kernel[:depth], weights.kernel[depth:], projection)
+    if weights not in _bfloat16_weights:
+        from ._kernels_bf16 import pack_weights
+
+        projection = (
+            np.zeros((1, 1), dtype) if weights.projection is None else pack_weights(weights.projection)
+        )
+        _bfloat16_weights[weights] = ProductWeights(
+            pack_weights(weights.kernel[:depth]), pack_weights(weights.kernel[depth:]), projection
+        )
+    return _bfloat16_weights[weights]
+
+
+def kernel_addresses(weights: LayerWeights, precision: str = "float32") -> tuple[int, int]:
     """Native addresses of the matrix product and gate math kernels for ``weights``.
 
     The sample arguments have exactly the types the layer kernels pass: C-contiguous
@@ -116,12 +157,12 @@ def kernel_addresses(weights: LayerWeights) -> tuple[int, int]:
     """
     dtype = weights.kernel.dtype
     gates_kernel = _gates_kernel(weights.activation)
-    key = (dtype, id(gates_kernel))  # gate kernels live as long as the process
+    key = (dtype, id(gates_kernel), precision)  # gate kernels live as long as the process
     if key not in _kernel_addresses:
         matrix = np.empty((0, 0), dtype)
         scalar = dtype.type(0)
         _kernel_addresses[key] = (
-            native_address(_kernels.matmul_accumulate, (matrix, 0, matrix, matrix, np.int64(0))),
+            native_address(_matmul_kernel(precision), (matrix, 0, matrix, matrix, np.int64(0))),
             native_address(gates_kernel, (matrix, 0, matrix, matrix, matrix, False, scalar, scalar, 0)),
         )
     return _kernel_addresses[key]
@@ -164,37 +205,51 @@ def use_split_units(weights: LayerWeights, batch: int, n_workers: int) -> bool:
     )
 
 
-def split_weights(weights: LayerWeights, n_parts: int) -> tuple[np.ndarray, ...]:
+def split_weights(weights: LayerWeights, n_parts: int, precision: str = "float32") -> tuple[np.ndarray, ...]:
     """Weights regrouped by unit part for :func:`_kernels.lstm_layer_split_units`.
 
     Returns ``(w_x_parts, w_h_parts, bias_parts, peephole_parts)``; part ``p``
     holds the gate columns (i, j, f, o) of units ``[p * u, (p + 1) * u)``,
-    ``u = ceil(units / n_parts)``, zero-padded past ``units``.
+    ``u = ceil(units / n_parts)``, zero-padded past ``units``.  With
+    ``precision="bfloat16"`` each part's ``w_x``/``w_h`` is packed as
+    :func:`product_weights` packs a cell's.
     """
     cached = _split_weights.setdefault(weights, {})
-    if n_parts not in cached:
-        units, depth = weights.units, weights.in_depth
-        part_units = -(-units // n_parts)
-        dtype = weights.kernel.dtype
-        kernel = np.zeros((depth + units, 4 * part_units * n_parts), dtype)
-        bias = np.zeros(4 * part_units * n_parts, dtype)
-        peepholes = np.zeros((n_parts, 3, part_units), dtype)
-        for p in range(n_parts):
-            u0, u1 = p * part_units, min((p + 1) * part_units, units)
-            for gate in range(4):
-                dst = 4 * part_units * p + gate * part_units
-                kernel[:, dst : dst + u1 - u0] = weights.kernel[:, gate * units + u0 : gate * units + u1]
-                bias[dst : dst + u1 - u0] = weights.bias[gate * units + u0 : gate * units + u1]
-            if weights.peepholes is not None:
-                peepholes[p, :, : u1 - u0] = weights.peepholes[:, u0:u1]
-        by_part = kernel.reshape(depth + units, n_parts, 4 * part_units).transpose(1, 0, 2)
-        cached[n_parts] = (
-            np.ascontiguousarray(by_part[:, :depth]),
-            np.ascontiguousarray(by_part[:, depth:]),
-            np.ascontiguousarray(bias.reshape(n_parts, 4 * part_units)),
-            peepholes,
+    if (n_parts, precision) in cached:
+        return cached[n_parts, precision]
+    if precision == "bfloat16":
+        from ._kernels_bf16 import pack_weights
+
+        w_x_parts, w_h_parts, bias_parts, peephole_parts = split_weights(weights, n_parts)
+        cached[n_parts, precision] = (
+            np.stack([pack_weights(part) for part in w_x_parts]),
+            np.stack([pack_weights(part) for part in w_h_parts]),
+            bias_parts,
+            peephole_parts,
         )
-    return cached[n_parts]
+        return cached[n_parts, precision]
+    units, depth = weights.units, weights.in_depth
+    part_units = -(-units // n_parts)
+    dtype = weights.kernel.dtype
+    kernel = np.zeros((depth + units, 4 * part_units * n_parts), dtype)
+    bias = np.zeros(4 * part_units * n_parts, dtype)
+    peepholes = np.zeros((n_parts, 3, part_units), dtype)
+    for p in range(n_parts):
+        u0, u1 = p * part_units, min((p + 1) * part_units, units)
+        for gate in range(4):
+            dst = 4 * part_units * p + gate * part_units
+            kernel[:, dst : dst + u1 - u0] = weights.kernel[:, gate * units + u0 : gate * units + u1]
+            bias[dst : dst + u1 - u0] = weights.bias[gate * units + u0 : gate * units + u1]
+        if weights.peepholes is not None:
+            peepholes[p, :, : u1 - u0] = weights.peepholes[:, u0:u1]
+    by_part = kernel.reshape(depth + units, n_parts, 4 * part_units).transpose(1, 0, 2)
+    cached[n_parts, precision] = (
+        np.ascontiguousarray(by_part[:, :depth]),
+        np.ascontiguousarray(by_part[:, depth:]),
+        np.ascontiguousarray(bias.reshape(n_parts, 4 * part_units)),
+        peepholes,
+    )
+    return cached[n_parts, precision]
 
 
 def run_layer(
@@ -207,6 +262,7 @@ def run_layer(
     reverse: bool = False,
     split_units: bool | None = None,
     serial: bool = False,
+    precision: str = "float32",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run one layer; returns ``(outputs, c_final, h_final)``.
 
@@ -217,7 +273,9 @@ def run_layer(
     ``split_units`` picks the kernel (None: :func:`use_split_units` decides);
     both give bitwise the same results.  ``serial`` runs the blocks one after
     the other on the calling thread (same bits), as every call does in a
-    process forked after numba's OpenMP threads started.
+    process forked after numba's OpenMP threads started.  ``precision=
+    "bfloat16"`` (float32 weights only) runs the matrix products in bfloat16
+    (``_kernels_bf16``): the same layer kernels, another product kernel.
     """
     serial = serial or _forked_from_openmp
     dtype = weights.kernel.dtype
@@ -263,11 +321,11 @@ def run_layer(
         h_final=h_final,
     )
     if serial:
-        _run_rows_spread(weights, layer, scalars, tiling, 1, serial=True)
+        _run_rows_spread(weights, layer, scalars, tiling, 1, precision, serial=True)
     elif split_units or (split_units is None and use_split_units(weights, batch, n_workers)):
-        _run_units_split(weights, layer, scalars, tiling, n_workers)
+        _run_units_split(weights, layer, scalars, tiling, n_workers, precision)
     else:
-        _run_rows_spread(weights, layer, scalars, tiling, n_workers)
+        _run_rows_spread(weights, layer, scalars, tiling, n_workers, precision)
     return out, c_final, h_final
 
 
@@ -298,6 +356,7 @@ def _run_rows_spread(
     scalars: np.ndarray,
     tiling: np.ndarray,
     n_workers: int,
+    precision: str,
     serial: bool = False,
 ) -> None:
     """Blocks of rows spread over the workers: :func:`_kernels.lstm_layer` (``serial``: one after another)."""
@@ -308,22 +367,21 @@ def _run_rows_spread(
     peepholes = weights.peepholes
     if peepholes is None:
         peepholes = np.zeros((3, weights.units), dtype)
-    projection = weights.projection
-    if projection is None:
-        projection = np.zeros((1, 1), dtype)
+    products = product_weights(weights, precision)
     block_args = (
-        *kernel_addresses(weights),
+        *kernel_addresses(weights, precision),
         layer.x,
         layer.batch_stride,
         layer.time_stride,
         layer.max_time,
         layer.lengths,
-        weights.kernel,
+        products.w_x,
+        products.w_h,
         weights.bias,
         scalars,
         peepholes,
         weights.peepholes is not None,
-        projection,
+        products.projection,
         weights.projection is not None,
         weights.activation.code,
         layer.reverse,
@@ -344,14 +402,19 @@ def _run_rows_spread(
 
 
 def _run_units_split(
-    weights: LayerWeights, layer: LayerArrays, scalars: np.ndarray, tiling: np.ndarray, n_workers: int
+    weights: LayerWeights,
+    layer: LayerArrays,
+    scalars: np.ndarray,
+    tiling: np.ndarray,
+    n_workers: int,
+    precision: str,
 ) -> None:
     """One block, the units split over the workers: :func:`_kernels.lstm_layer_split_units`."""
     dtype = weights.kernel.dtype
     batch = layer.lengths.shape[0]
     units, depth = weights.units, weights.in_depth
     n_parts = max(n_workers, 2)
-    w_x_parts, w_h_parts, bias_parts, peephole_parts = split_weights(weights, n_parts)
+    w_x_parts, w_h_parts, bias_parts, peephole_parts = split_weights(weights, n_parts, precision)
     part_units = peephole_parts.shape[2]
     chunk_steps = max(1, int(tiling[1]) // batch)
     x_rows = np.empty((chunk_steps * batch, depth), dtype)
@@ -359,7 +422,7 @@ def _run_units_split(
     h_next = np.empty((batch, units), dtype)
     c = np.zeros((n_parts, batch, part_units), dtype)  # padded units stay zero
     step_args = (
-        *kernel_addresses(weights),
+        *kernel_addresses(weights, precision),
         x_rows,
         w_x_parts,
         w_h_parts,
