@@ -14,6 +14,7 @@ import pytest
 import fastlstm
 import naive
 from cell_helpers import basic_cell, lstm_cell, naive_options
+from fastlstm._runner import run_layer
 
 
 def bf16_reference(cell, x, lengths=None, reverse=False):
@@ -96,6 +97,20 @@ def test_error_against_the_float64_model_on_the_benchmark_shapes(name):
     assert error < ERROR_BOUND
     assert error > 1e-5  # bfloat16 products, not float32 ones
     np.testing.assert_allclose(state.h, h, atol=ERROR_BOUND, rtol=0)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_split_units_kernel_is_bitwise_the_row_kernel(rng, reverse):
+    """37 units: the parts' last 16-column vectors are partial, so the emulated columns join in."""
+    cell = lstm_cell(37, 5, use_peepholes=True, cell_clip=0.7, seed=3)
+    weights = cell._weights(np.dtype(np.float32))
+    x = rng.uniform(-2, 2, (7, 9, 5)).astype(np.float32)
+    lengths = np.array([9, 0, 4, 9, 1, 6, 3], dtype=np.int64)
+    c0, h0 = (rng.uniform(-1, 1, (7, 37)).astype(np.float32) for _ in range(2))
+    rows = run_layer(weights, x, lengths, c0, h0, False, reverse, split_units=False, precision="bfloat16")
+    units = run_layer(weights, x, lengths, c0, h0, False, reverse, split_units=True, precision="bfloat16")
+    for by_rows, by_units in zip(rows, units):
+        np.testing.assert_array_equal(by_units, by_rows)
 
 
 def _reverse_each(x, lengths):

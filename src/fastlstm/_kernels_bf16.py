@@ -158,32 +158,32 @@ def _float32_from_bits(typingctx, bits):
 
 @kernel_jit(_INLINE)
 def _bf16_bits(value):
-    """:func:`round_to_bf16` of one float32 (uint32 holding the 16 bits)."""
+    """:func:`round_to_bf16` of one float32, as a uint16; branch-free, so loops of it vectorise."""
     bits = _float32_bits(value)
     exponent = bits & _EXPONENT
-    if exponent == 0:
-        return (bits >> _U16) & _SIGN16
-    if exponent == _EXPONENT:
-        if bits & _MANTISSA != 0:
-            return (bits >> _U16) | _QUIET16
-        return bits >> _U16
-    return (bits + _ROUND_BIAS + ((bits >> _U16) & _ONE)) >> _U16
+    high = bits >> _U16
+    rounded = np.uint32(bits + np.uint32(_ROUND_BIAS + (high & _ONE))) >> _U16
+    special = np.uint32(high | _QUIET16) if bits & _MANTISSA != 0 else high
+    out = rounded if exponent != _EXPONENT else special
+    return np.uint16(out if exponent != 0 else high & _SIGN16)
 
 
 @kernel_jit(_INLINE)
 def _pack_rows(a, n_rows, pairs):
-    """Rows ``a[:n_rows]`` (float32) rounded to bfloat16 and packed in pairs: uint32 ``[n_rows, pairs]``."""
+    """Rows ``a[:n_rows]`` (float32) rounded to bfloat16 and packed in pairs: uint32 ``[n_rows, pairs]``.
+
+    Element ``2p`` is the low half of word ``p`` (little-endian halves), zero past ``a``'s depth.
+    """
     depth = a.shape[1]
-    packed = np.empty((n_rows, pairs), dtype=np.uint32)
-    full = depth // 2
+    halves = np.empty((n_rows, 2 * pairs), dtype=np.uint16)
     for r in range(n_rows):
         ar = a[r]
-        pr = packed[r]
-        for p in range(full):
-            pr[p] = _bf16_bits(ar[2 * p]) | (_bf16_bits(ar[2 * p + 1]) << _U16)
-        if depth % 2:
-            pr[full] = _bf16_bits(ar[depth - 1])
-    return packed
+        hr = halves[r]
+        for k in range(depth):
+            hr[k] = _bf16_bits(ar[k])
+        for k in range(depth, 2 * pairs):
+            hr[k] = 0
+    return halves.view(np.uint32)
 
 
 @kernel_jit(_INLINE)
