@@ -117,6 +117,50 @@ def test_plain_python_function_numba_can_compile_is_accepted(rng):
     np.testing.assert_allclose(outputs, ref, atol=2e-6)
 
 
+def test_cells_sharing_a_user_function_share_one_compiled_gate_kernel(rng):
+    """Issue 11: one gate kernel per function object, compiled by the first cell's first run."""
+    from fastlstm import _runner
+
+    def leaky(v):
+        return v if v > 0 else 0.1 * v
+
+    cells = [make_cell(4, 3, activation=leaky) for _ in range(3)]
+    x = rng.uniform(-1, 1, (2, 5, 3))
+    for cell in cells:
+        outputs, _ = fastlstm.dynamic_rnn(cell, x)
+        ref, _ = naive.dynamic_rnn(
+            x, cell.kernel, cell.bias, activation=lambda v: np.where(v > 0, v, 0.1 * v)
+        )
+        np.testing.assert_allclose(outputs, ref, atol=2e-6)
+    kernels = {id(_runner.gates_kernel(cell._activation)) for cell in cells}
+    assert len(kernels) == 1
+    assert len(_runner.gates_kernel(cells[0]._activation).signatures) == 1  # compiled once
+
+
+def test_gate_kernels_of_user_functions_go_with_the_last_cell_using_them():
+    """Issue 11: ``_runner._custom_gates`` does not grow with every function ever used."""
+    import gc
+
+    from fastlstm import _runner
+
+    def scaled(factor):
+        def act(v):
+            return factor * v
+
+        return act
+
+    gc.collect()
+    before = len(_runner._custom_gates)
+    x = np.ones((1, 2, 3))
+    for factor in (0.5, 0.25):
+        cell = make_cell(4, 3, activation=scaled(factor))
+        fastlstm.dynamic_rnn(cell, x)
+        assert len(_runner._custom_gates) == before + 1
+        del cell
+        gc.collect()
+    assert len(_runner._custom_gates) == before
+
+
 def test_tf_style_dtype_object_accepted():
     class TfFloat64:
         as_numpy_dtype = np.float64

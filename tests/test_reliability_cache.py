@@ -1,5 +1,6 @@
 """Issue 6, numba's on-disk cache: an unwritable cache directory still works, and kernels
 written to the cache by a 1-thread process give the same bits when a 2-thread process loads them.
+Issue 11: a changed compile option reaches the machine code of the next process (nothing stale).
 
 Each test runs fresh interpreters. Only ``test_cache_written_with_one_thread_is_loaded_with_two``
 compiles from scratch (once, float32, four kernels: a few seconds); the others fall back on the
@@ -131,3 +132,59 @@ def test_read_only_install_caches_in_the_user_cache_directory(tmp_path):
     expected = in_process("float32")
     assert_same(first, expected)
     assert_same(second, expected)
+
+
+# The float32 tanh's numerator and denominator (one small cached kernel) over a grid, as bits.
+RATIO_SCRIPT = """
+import json
+import numpy as np
+from fastlstm import _kernels
+grid = np.linspace(-3, 3, 601, dtype=np.float32)
+bits = [int(np.float32(part).view(np.int32)) for v in grid for part in _kernels._tanh_ratio_f32(v)]
+stats = _kernels._tanh_ratio_f32.stats
+print(json.dumps({"hits": sum(stats.cache_hits.values()), "misses": sum(stats.cache_misses.values()), "bits": bits}))
+"""
+
+
+def test_a_changed_compile_option_takes_effect_in_a_fresh_process(tmp_path):
+    """Issue 11: the options are part of what numba's cache stamps, so editing one recompiles.
+
+    A copy of the package with its own cache: a first process compiles and caches the kernel,
+    a second loads it, then ``contract`` is dropped from the kernels' options in the copy's
+    source and a third process must compile again and compute other bits (no FMA in the
+    Horner steps), not load the stale machine code.
+    """
+    from numba.core.codegen import get_host_cpu_features
+
+    site = tmp_path / "site"
+    shutil.copytree(
+        Path(fastlstm.__file__).parent, site / "fastlstm", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    env = {**os.environ, "PYTHONPATH": str(site), "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+
+    def run():
+        done = subprocess.run(
+            [sys.executable, "-c", RATIO_SCRIPT],
+            check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    first, second = run(), run()
+    assert first["misses"] == 1 and first["hits"] == 0
+    assert second["misses"] == 0 and second["hits"] == 1 and second["bits"] == first["bits"]
+
+    source = site / "fastlstm" / "_kernels.py"
+    text = source.read_text()
+    option = '"fastmath": {"contract", "nsz"},'
+    assert text.count(option) == 1, "the kernel options are no longer defined in _kernels.py"
+    source.write_text(text.replace(option, '"fastmath": {"nsz"},'))
+    edited = run()
+    assert edited["misses"] == 1 and edited["hits"] == 0
+    if "+fma" in get_host_cpu_features().split(","):  # without FMA, contract changes no bits
+        assert edited["bits"] != first["bits"]

@@ -7,6 +7,7 @@
 (2, 3, 4)
 """
 
+from .activations import HardSigmoid
 from .cell import BasicLSTMCell, LSTMCell, LSTMStateTuple, MultiRNNCell
 from .convert import from_keras, from_tf_checkpoint, from_torch
 from .io.native import load, save
@@ -17,6 +18,7 @@ from .warmup import warmup
 __all__ = [
     "Backward",
     "BasicLSTMCell",
+    "HardSigmoid",
     "LSTMCell",
     "LSTMModel",
     "LSTMStateTuple",

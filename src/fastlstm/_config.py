@@ -1,22 +1,13 @@
-"""The one place that sets numba compilation options for fastlstm's kernels.
+"""``kernel_jit``: ``numba.njit`` with the disk cache, falling back to no cache when it has nowhere to live.
 
-* ``error_model="numpy"``: no zero-division check on float division, which
-  would otherwise stop the vectoriser.
-* fastmath flags are chosen one by one. Never ``nnan``/``ninf`` (NaN and Inf
-  must propagate) and never ``reassoc`` (the order of every sum is fixed).
-  ``contract`` (fuse a multiply and an add into one FMA) is allowed only where
-  the fusion is unambiguous: in the matrix products every addition has exactly
-  one product operand, so each sum becomes the same FMA chain in every
-  kernel, vector lane and loop remainder.  The gate math adds two products
-  (``c * sigmoid(f) + sigmoid(i) * act(j)``), which LLVM could fuse either way
-  depending on the surrounding code, so it is compiled without ``contract``:
-  that is what keeps a row's result bitwise the same in every kernel.
-* ``cache=True``: compiled kernels are written to numba's on-disk cache so a
-  new process does not pay the compile time again (see :func:`kernel_jit`).
-* ``nogil=True``: the kernels release the GIL, so Python threads overlap.
-* :data:`CALLED_BY_ADDRESS`: functions that only other kernels call, through
-  their native address (see ``_native_calls``), skip the Python and C
-  wrappers numba would otherwise generate and compile for each of them.
+This module holds no compile option on purpose. numba's on-disk cache stamps
+each kernel with the contents of the file that defines it (a SHA-256 of that
+file, plus the function's bytecode, its closure and the target CPU) and sees
+nothing else: an option imported from another file could change while the
+cached machine code stayed the same. So every file with cached kernels
+(``_kernels.py``, ``io/_crc32c.py``) defines its options itself, beside its
+kernels, and passes them here; this decorator passes them on to numba
+unchanged.
 """
 
 from __future__ import annotations
@@ -27,21 +18,9 @@ from typing import Any
 
 from numba import njit
 
-KERNEL_OPTIONS: dict[str, Any] = {
-    "cache": True,
-    "error_model": "numpy",
-    "fastmath": {"contract", "nsz"},
-    "nogil": True,
-    "boundscheck": False,
-}
 
-GATE_OPTIONS: dict[str, Any] = {**KERNEL_OPTIONS, "fastmath": {"nsz"}}
-
-CALLED_BY_ADDRESS: dict[str, Any] = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
-
-
-def kernel_jit(options: dict[str, Any] = KERNEL_OPTIONS, **overrides: Any) -> Callable:
-    """``numba.njit`` with ``options``; without the disk cache if it has nowhere to live.
+def kernel_jit(options: dict[str, Any], **overrides: Any) -> Callable:
+    """``numba.njit`` with ``options`` and ``overrides``; without the disk cache if it has nowhere to live.
 
     numba caches beside the package (``__pycache__``), else in a user cache
     directory, or in ``NUMBA_CACHE_DIR``. When none of these is writable (a

@@ -19,6 +19,8 @@ is what makes results bitwise independent of the batch and of the thread count.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from llvmlite import ir
 from numba import prange, types
@@ -26,7 +28,131 @@ from numba.core import cgutils, config
 from numba.core.codegen import get_host_cpu_features
 from numba.extending import intrinsic, overload
 
-from ._config import CALLED_BY_ADDRESS, GATE_OPTIONS, kernel_jit
+from ._config import kernel_jit
+
+# The compile options of every kernel below. They live in this file because numba's
+# disk cache stamps a kernel with the contents of its own file only: options imported
+# from elsewhere could change while stale machine code kept loading from the cache.
+#
+# * ``error_model="numpy"``: no zero-division check on float division, which
+#   would otherwise stop the vectoriser.
+# * fastmath flags are chosen one by one. Never ``nnan``/``ninf`` (NaN and Inf
+#   must propagate) and never ``reassoc`` (the order of every sum is fixed).
+#   ``contract`` (fuse a multiply and an add into one FMA) is allowed only where
+#   the fusion is unambiguous: in the matrix products every addition has exactly
+#   one product operand, so each sum becomes the same FMA chain in every
+#   kernel, vector lane and loop remainder.  The gate math adds two products
+#   (``c * sigmoid(f) + sigmoid(i) * act(j)``), which LLVM could fuse either way
+#   depending on the surrounding code, so it is compiled without ``contract``
+#   (:data:`GATE_OPTIONS`): that is what keeps a row's result bitwise the same in
+#   every kernel.
+# * ``cache=True``: compiled kernels are written to numba's on-disk cache so a
+#   new process does not pay the compile time again.
+# * ``nogil=True``: the kernels release the GIL, so Python threads overlap.
+# * :data:`CALLED_BY_ADDRESS`: functions that only other kernels call, through
+#   their native address (see ``_native_calls``), skip the Python and C
+#   wrappers numba would otherwise generate and compile for each of them.
+KERNEL_OPTIONS = {
+    "cache": True,
+    "error_model": "numpy",
+    "fastmath": {"contract", "nsz"},
+    "nogil": True,
+    "boundscheck": False,
+}
+GATE_OPTIONS = {**KERNEL_OPTIONS, "fastmath": {"nsz"}}
+CALLED_BY_ADDRESS = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
+
+
+# The records the layer kernels take (numba passes named tuples field by field, typed by
+# field): one argument per record instead of two dozen positional ones of a few types.
+# Every field is always present with one type per dtype (e.g. zero peepholes when a cell
+# has none), so each kernel has one specialisation per dtype.
+class KernelCalls(NamedTuple):
+    """Native addresses (``_native_calls``) of the kernels a layer kernel calls."""
+
+    matmul: int  # matmul_accumulate
+    gates: int  # the cell's gate kernel
+
+
+class LayerArrays(NamedTuple):
+    """A layer call's inputs, outputs and row order.
+
+    ``x``/``out`` are 2-D ``[batch * max_time, depth]`` views; step ``t`` of row
+    ``b`` is line ``b * batch_stride + t * time_stride`` of both.
+    """
+
+    x: np.ndarray
+    batch_stride: int
+    time_stride: int
+    max_time: int
+    lengths: np.ndarray  # int64
+    order: np.ndarray  # rows by decreasing length
+    reverse: bool  # each row runs backwards within its own length
+    c0: np.ndarray
+    h0: np.ndarray
+    out: np.ndarray
+    c_final: np.ndarray
+    h_final: np.ndarray
+
+
+class CellArrays(NamedTuple):
+    """A cell's weights as :func:`run_block` reads them (all in the weights' dtype).
+
+    ``w_x``, ``w_h`` and ``projection`` are the matrix product's operands: views
+    of the kernel, or with bfloat16 products ``_kernels_bf16.pack_weights`` of
+    each (typed like the float32 matrices, so no new specialisation).
+    """
+
+    w_x: np.ndarray  # [depth, 4 * units]: the kernel's input rows
+    w_h: np.ndarray  # [out_depth, 4 * units]: the kernel's recurrent rows
+    bias: np.ndarray  # [4 * units]
+    peepholes: np.ndarray  # [3, units]: w_i_diag, w_f_diag, w_o_diag (zeros without peepholes)
+    projection: np.ndarray  # [units, out_depth] ([1, 1] zeros without projection)
+    use_projection: bool
+    proj_clip: float  # inf: no clipping
+
+
+class GateScalars(NamedTuple):
+    """The scalars of a cell's gate math, in the weights' dtype.
+
+    The gate kernels of :data:`GATE_KERNELS` (sigmoid gates, no gate clip) read
+    the first three; the others also ``gate_clip`` and, for the hard sigmoid
+    gates, ``min(max(hard_alpha * x + hard_beta, 0), hard_top) / hard_top``.
+    """
+
+    forget_bias: float
+    cell_clip: float  # inf: no clipping
+    use_peepholes: bool
+    gate_clip: float  # inf: no clipping
+    hard_alpha: float
+    hard_beta: float
+    hard_top: float
+
+
+class SplitWeights(NamedTuple):
+    """A cell's weights regrouped by unit part, for :func:`lstm_layer_split_units`."""
+
+    w_x: np.ndarray  # [parts, depth, 4 * part_units]
+    w_h: np.ndarray  # [parts, units, 4 * part_units]
+    bias: np.ndarray  # [parts, 4 * part_units]
+    peepholes: np.ndarray  # [parts, 3, part_units]
+
+
+class SplitWork(NamedTuple):
+    """Work arrays of :func:`lstm_layer_split_units`, shared by its tasks."""
+
+    x_rows: np.ndarray  # [chunk_steps * batch, depth]
+    chunk_start: np.ndarray  # [chunk_steps + 1] int64
+    gates: np.ndarray  # [parts, chunk_steps * batch, 4 * part_units]
+    h: np.ndarray  # [batch, units]
+    h_next: np.ndarray  # [batch, units]
+    c: np.ndarray  # [parts, batch, part_units]; padded units stay zero
+    m: np.ndarray  # [parts, batch, part_units]
+
+
+# Gate kernel families: sigmoid gates (the TF cell), sigmoid gates with ONNX's clip of
+# the activations' inputs, and hard sigmoid gates (with that clip; inf when unused).
+PLAIN, CLIPPED, HARD = "plain", "clipped", "hard"
 
 # Activation codes understood by the kernels (see activations.py for the names).
 TANH, RELU, SIGMOID, LINEAR, SOFTSIGN, ELU, HARD_SIGMOID, RELU6, SELU, SWISH = range(10)
@@ -55,6 +181,7 @@ _A13, _A11, _A9, _A7, _A5, _A3, _A1 = _F32_ALPHA
 _B6, _B4, _B2, _B0 = _F32_BETA
 _F32_HALF = np.float32(0.5)
 _F32_TWO = np.float32(2.0)
+_F32_ZERO = np.float32(0.0)
 
 # float64 tanh: Cephes' rational form below 0.625, 1 - 2 / (exp(2|x|) + 1) above,
 # exp by Cephes' Pade form with 2**n built from its bits; about 1 ulp, and plain
@@ -103,13 +230,35 @@ def _sigmoid_overload(x):
     return lambda x: 0.5 * tanh(0.5 * x) + 0.5
 
 
-@kernel_jit()
+def hard_sigmoid_gate(x, alpha, beta, top):
+    """``min(max(alpha * x + beta, 0), top) / top`` in the precision of ``x``; NaN stays NaN.
+
+    ``top = 1``: ONNX's HardSigmoid (tf.keras' hard_sigmoid with alpha 0.2, beta 0.5);
+    ``alpha = 1, beta = 3, top = 6``: Keras 3's ``relu6(x + 3) / 6``.
+    """
+    return min(max(alpha * x + beta, 0.0), top) / top
+
+
+@overload(hard_sigmoid_gate, jit_options={"fastmath": set(GATE_OPTIONS["fastmath"])})
+def _hard_sigmoid_gate_overload(x, alpha, beta, top):
+    zero = _F32_ZERO if x == types.float32 else 0.0
+
+    def hard_sigmoid_gate_impl(x, alpha, beta, top):
+        y = alpha * x + beta
+        y = zero if y < zero else y
+        y = top if y > top else y
+        return y / top
+
+    return hard_sigmoid_gate_impl
+
+
+@kernel_jit(KERNEL_OPTIONS)
 def _tanh_ratio_f32(x):
     """Numerator and denominator of the float32 tanh approximation (q > 0).
 
     Compiled on its own with ``contract``: its Horner steps fuse into FMAs the
     same way wherever it is inlined, while the gate math around it is not
-    contracted (see ``_config``).
+    contracted (see :data:`GATE_OPTIONS`).
     """
     y = _F32_TANH_CLAMP if x > _F32_TANH_CLAMP else x
     y = -_F32_TANH_CLAMP if y < -_F32_TANH_CLAMP else y
@@ -337,7 +486,7 @@ def _swish(x):
     return x * _sigmoid_f64(x)
 
 
-@kernel_jit(inline="always")
+@kernel_jit(KERNEL_OPTIONS, inline="always")
 def _axpy8(g, a, w0, w1, w2, w3, w4, w5, w6, w7):
     """g += a[0] * w0 + ... + a[7] * w7, summed left to right (FMA chain)."""
     a0 = a[0]
@@ -495,7 +644,7 @@ _wide_tile = _register_tile(4, TILE_VECTORS)
 _narrow_tile = _register_tile(4, 1)
 
 
-@kernel_jit(**CALLED_BY_ADDRESS)
+@kernel_jit(KERNEL_OPTIONS, **CALLED_BY_ADDRESS)
 def matmul_accumulate(a, n_rows, w, g, column_tile):
     """``g[:n_rows] += a[:n_rows] @ w`` with a fixed summation order per element.
 
@@ -559,15 +708,16 @@ def matmul_accumulate(a, n_rows, w, g, column_tile):
 
 
 @kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
-def lstm_gates_tanh(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
+def lstm_gates_tanh(g, n_rows, c, m, peepholes, gate):
     """Gate math for the tanh activation: the default cell's kernel.
 
-    The arguments of every gate kernel (``act_code`` is not used here): ``g``
-    holds the pre-activations of ``n_rows`` rows, ``c`` the previous cell
-    state (the new one on exit), ``m`` receives ``tanh(c_new) * sigmoid(o)``.
+    The arguments of every gate kernel: ``g`` holds the pre-activations of
+    ``n_rows`` rows, ``c`` the previous cell state (the new one on exit), ``m``
+    receives ``tanh(c_new) * sigmoid(o)``; ``peepholes`` are the rows
+    (w_i_diag, w_f_diag, w_o_diag) and ``gate`` a :class:`GateScalars`.
     Vectorised along the units (float32: rational tanh, two divisions per unit).
     """
-    tanh_gates(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip)
+    tanh_gates(g, n_rows, c, m, peepholes, gate.use_peepholes, gate.forget_bias, gate.cell_clip)
 
 
 @kernel_jit(GATE_OPTIONS, inline="always")
@@ -608,48 +758,208 @@ def _gate_math(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip
 # vectorises along the units and compiles only when a cell uses its activation.
 # Module-level functions, because numba's disk cache cannot hold closures.
 @kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
-def lstm_gates_relu(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
-    _gate_math(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, _relu)
+def lstm_gates_relu(g, n_rows, c, m, peepholes, gate):
+    _gate_math(g, n_rows, c, m, peepholes, gate.use_peepholes, gate.forget_bias, gate.cell_clip, _relu)
 
 
 @kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
-def lstm_gates_sigmoid(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
-    _gate_math(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, _sigmoid_f64)
+def lstm_gates_sigmoid(g, n_rows, c, m, peepholes, gate):
+    _gate_math(g, n_rows, c, m, peepholes, gate.use_peepholes, gate.forget_bias, gate.cell_clip, _sigmoid_f64)
 
 
 @kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
-def lstm_gates_linear(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
-    _gate_math(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, _linear)
+def lstm_gates_linear(g, n_rows, c, m, peepholes, gate):
+    _gate_math(g, n_rows, c, m, peepholes, gate.use_peepholes, gate.forget_bias, gate.cell_clip, _linear)
 
 
 @kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
-def lstm_gates_softsign(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
-    _gate_math(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, _softsign)
+def lstm_gates_softsign(g, n_rows, c, m, peepholes, gate):
+    _gate_math(g, n_rows, c, m, peepholes, gate.use_peepholes, gate.forget_bias, gate.cell_clip, _softsign)
 
 
 @kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
-def lstm_gates_elu(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
-    _gate_math(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, _elu)
+def lstm_gates_elu(g, n_rows, c, m, peepholes, gate):
+    _gate_math(g, n_rows, c, m, peepholes, gate.use_peepholes, gate.forget_bias, gate.cell_clip, _elu)
 
 
 @kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
-def lstm_gates_hard_sigmoid(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
-    _gate_math(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, _hard_sigmoid)
+def lstm_gates_hard_sigmoid(g, n_rows, c, m, peepholes, gate):
+    _gate_math(
+        g, n_rows, c, m, peepholes, gate.use_peepholes, gate.forget_bias, gate.cell_clip, _hard_sigmoid
+    )
 
 
 @kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
-def lstm_gates_relu6(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
-    _gate_math(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, _relu6)
+def lstm_gates_relu6(g, n_rows, c, m, peepholes, gate):
+    _gate_math(g, n_rows, c, m, peepholes, gate.use_peepholes, gate.forget_bias, gate.cell_clip, _relu6)
 
 
 @kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
-def lstm_gates_selu(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
-    _gate_math(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, _selu)
+def lstm_gates_selu(g, n_rows, c, m, peepholes, gate):
+    _gate_math(g, n_rows, c, m, peepholes, gate.use_peepholes, gate.forget_bias, gate.cell_clip, _selu)
 
 
 @kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
-def lstm_gates_swish(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
-    _gate_math(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, _swish)
+def lstm_gates_swish(g, n_rows, c, m, peepholes, gate):
+    _gate_math(g, n_rows, c, m, peepholes, gate.use_peepholes, gate.forget_bias, gate.cell_clip, _swish)
+
+
+@kernel_jit(GATE_OPTIONS, inline="always")
+def _tanh_act(x):
+    return tanh(x)
+
+
+@kernel_jit(GATE_OPTIONS, inline="always")
+def _sigmoid_gate(x, gate):
+    return sigmoid(x)
+
+
+@kernel_jit(GATE_OPTIONS, inline="always")
+def _hard_sigmoid_gate(x, gate):
+    return hard_sigmoid_gate(x, gate.hard_alpha, gate.hard_beta, gate.hard_top)
+
+
+@kernel_jit(GATE_OPTIONS, inline="always")
+def _gate_math_clipped(g, n_rows, c, m, peepholes, gate, act, gate_act):
+    """:func:`_gate_math` with ONNX's ``clip`` and a choice of gate activation ``gate_act``.
+
+    As onnxruntime's CPU LSTM: each of the four activations' inputs (i, f and
+    o with their peephole terms, bias and ``forget_bias`` added, and j) is
+    clamped to ``[-gate_clip, gate_clip]``; the cell state is not (``cell_clip``
+    still applies to it, as TF's).  ``gate_act(x, gate)`` is the sigmoid or the
+    hard sigmoid of :class:`GateScalars`.
+    """
+    units = c.shape[1]
+    w_i = peepholes[0]
+    w_f = peepholes[1]
+    w_o = peepholes[2]
+    forget_bias = gate.forget_bias
+    cell_clip = gate.cell_clip
+    gate_clip = gate.gate_clip
+    use_peepholes = gate.use_peepholes
+    for r in range(n_rows):
+        gi = g[r, 0:units]
+        gj = g[r, units : 2 * units]
+        gf = g[r, 2 * units : 3 * units]
+        go = g[r, 3 * units : 4 * units]
+        cr = c[r]
+        mr = m[r]
+        for u in range(units):
+            cp = cr[u]
+            f_in = gf[u] + forget_bias
+            i_in = gi[u]
+            if use_peepholes:
+                f_in = f_in + w_f[u] * cp
+                i_in = i_in + w_i[u] * cp
+            f_in = clip(f_in, gate_clip)
+            i_in = clip(i_in, gate_clip)
+            cu = gate_act(f_in, gate) * cp + gate_act(i_in, gate) * act(clip(gj[u], gate_clip))
+            cu = clip(cu, cell_clip)
+            cr[u] = cu
+            o_in = go[u] + w_o[u] * cu if use_peepholes else go[u]
+            mr[u] = gate_act(clip(o_in, gate_clip), gate) * act(cu)
+
+
+# The other two families, one kernel per activation each (same arguments as
+# lstm_gates_tanh), compiled only when a cell uses gate_clip or a hard sigmoid gate.
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_tanh_clipped(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _tanh_act, _sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_relu_clipped(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _relu, _sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_sigmoid_clipped(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _sigmoid_f64, _sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_linear_clipped(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _linear, _sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_softsign_clipped(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _softsign, _sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_elu_clipped(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _elu, _sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_hard_sigmoid_clipped(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _hard_sigmoid, _sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_relu6_clipped(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _relu6, _sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_selu_clipped(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _selu, _sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_swish_clipped(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _swish, _sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_tanh_hard(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _tanh_act, _hard_sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_relu_hard(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _relu, _hard_sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_sigmoid_hard(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _sigmoid_f64, _hard_sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_linear_hard(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _linear, _hard_sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_softsign_hard(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _softsign, _hard_sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_elu_hard(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _elu, _hard_sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_hard_sigmoid_hard(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _hard_sigmoid, _hard_sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_relu6_hard(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _relu6, _hard_sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_selu_hard(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _selu, _hard_sigmoid_gate)
+
+
+@kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
+def lstm_gates_swish_hard(g, n_rows, c, m, peepholes, gate):
+    _gate_math_clipped(g, n_rows, c, m, peepholes, gate, _swish, _hard_sigmoid_gate)
 
 
 GATE_KERNELS = {
@@ -664,6 +974,32 @@ GATE_KERNELS = {
     SELU: lstm_gates_selu,
     SWISH: lstm_gates_swish,
 }
+CLIPPED_GATE_KERNELS = {
+    TANH: lstm_gates_tanh_clipped,
+    RELU: lstm_gates_relu_clipped,
+    SIGMOID: lstm_gates_sigmoid_clipped,
+    LINEAR: lstm_gates_linear_clipped,
+    SOFTSIGN: lstm_gates_softsign_clipped,
+    ELU: lstm_gates_elu_clipped,
+    HARD_SIGMOID: lstm_gates_hard_sigmoid_clipped,
+    RELU6: lstm_gates_relu6_clipped,
+    SELU: lstm_gates_selu_clipped,
+    SWISH: lstm_gates_swish_clipped,
+}
+HARD_GATE_KERNELS = {
+    TANH: lstm_gates_tanh_hard,
+    RELU: lstm_gates_relu_hard,
+    SIGMOID: lstm_gates_sigmoid_hard,
+    LINEAR: lstm_gates_linear_hard,
+    SOFTSIGN: lstm_gates_softsign_hard,
+    ELU: lstm_gates_elu_hard,
+    HARD_SIGMOID: lstm_gates_hard_sigmoid_hard,
+    RELU6: lstm_gates_relu6_hard,
+    SELU: lstm_gates_selu_hard,
+    SWISH: lstm_gates_swish_hard,
+}
+# Every built-in gate kernel by family, then activation code.
+GATE_KERNEL_FAMILIES = {PLAIN: GATE_KERNELS, CLIPPED: CLIPPED_GATE_KERNELS, HARD: HARD_GATE_KERNELS}
 
 
 @intrinsic
@@ -692,7 +1028,7 @@ def copy_into(typingctx, dst, src):
     return types.none(dst, src), codegen
 
 
-@kernel_jit(inline="always")
+@kernel_jit(KERNEL_OPTIONS, inline="always")
 def gather_chunk(rows, active, t0, t1, x, batch_stride, time_stride, lengths, reverse, x_rows, chunk_start):
     """Copy the inputs of steps ``t0 <= t < t1`` of the running rows into ``x_rows``.
 
@@ -715,7 +1051,7 @@ def gather_chunk(rows, active, t0, t1, x, batch_stride, time_stride, lengths, re
     return active
 
 
-@kernel_jit(inline="always")
+@kernel_jit(KERNEL_OPTIONS, inline="always")
 def finish_rows(rows, c, h, lengths, max_time, out, batch_stride, time_stride, c_final, h_final):
     """Store each row's final state and zero its outputs past its length."""
     for r in range(rows.shape[0]):
@@ -726,42 +1062,17 @@ def finish_rows(rows, c, h, lengths, max_time, out, batch_stride, time_stride, c
             out[b * batch_stride + t * time_stride] = 0
 
 
-@kernel_jit(**CALLED_BY_ADDRESS)
-def run_block(
-    order,
-    block_start,
-    block_stop,
-    matmul_address,
-    gates_address,
-    x,
-    batch_stride,
-    time_stride,
-    max_time,
-    lengths,
-    w_x,
-    w_h,
-    bias,
-    scalars,
-    peepholes,
-    use_peepholes,
-    projection,
-    use_projection,
-    act_code,
-    reverse,
-    tiling,
-    c0,
-    h0,
-    out,
-    c_final,
-    h_final,
-):
-    """Run the rows ``order[block_start:block_stop]`` through every step.
+@kernel_jit(KERNEL_OPTIONS, **CALLED_BY_ADDRESS)
+def run_block(block_start, block_stop, calls, layer, weights, gate, tiling):
+    """Run the rows ``layer.order[block_start:block_stop]`` through every step.
 
-    ``order`` lists the rows of the batch by decreasing length.
-    ``x`` and ``out`` are 2-D views ``[batch * max_time, depth]``; step ``t`` of
-    row ``b`` is line ``b * batch_stride + t * time_stride`` of both (this
-    covers both batch-major and time-major layouts without a copy).  Rows retire as their
-    lengths run out; the padding of ``out`` past each length is set to zero.
+    ``layer`` is a :class:`LayerArrays`: ``order`` lists the rows of the batch
+    by decreasing length; ``x`` and ``out`` are 2-D views ``[batch * max_time,
+    depth]``; step ``t`` of row ``b`` is line ``b * batch_stride + t *
+    time_stride`` of both (this covers both batch-major and time-major layouts
+    without a copy).  Rows retire as their lengths run out; the padding of
+    ``out`` past each length is set to zero.  ``weights`` is a
+    :class:`CellArrays`, ``gate`` the :class:`GateScalars` for the gate kernel.
 
     Time is processed in chunks: for a chunk, the input part ``bias + x @ W_x``
     of every (step, running row) pair is one matrix product with many rows
@@ -769,21 +1080,26 @@ def run_block(
     ``h @ W_h`` for the running rows and applies the gate math.
     ``tiling = [column_tile, chunk_rows]`` bounds the cache footprint.  The
     products and the gate math are :func:`matmul_accumulate` (or the bfloat16
-    product of ``_kernels_bf16``, with ``w_x``, ``w_h`` and ``projection`` in
-    its packed form) and the cell's gate kernel (one of :data:`GATE_KERNELS`,
-    or a user activation's), called at ``matmul_address``/``gates_address``.
+    product of ``_kernels_bf16``, which takes ``w_x``, ``w_h`` and
+    ``projection`` in its packed form) and the cell's gate kernel (one of
+    :data:`GATE_KERNELS`, or a user activation's), called at the addresses in
+    ``calls`` (a :class:`KernelCalls`).
     """
-    rows = order[block_start:block_stop]
+    x = layer.x
+    lengths = layer.lengths
+    reverse = layer.reverse
+    batch_stride = layer.batch_stride
+    time_stride = layer.time_stride
+    rows = layer.order[block_start:block_stop]
     n = rows.shape[0]
     depth = x.shape[1]
-    units = c0.shape[1]
-    out_depth = h0.shape[1]
+    units = layer.c0.shape[1]
+    out_depth = layer.h0.shape[1]
     column_tile = tiling[0]
     chunk_steps = max(1, tiling[1] // max(n, 1))
-    forget_bias = scalars[0]
-    cell_clip = scalars[1]
-    proj_clip = scalars[2]
-    dtype = bias.dtype
+    w_x = weights.w_x
+    w_h = weights.w_h
+    dtype = weights.bias.dtype
     x_rows = np.empty((chunk_steps * n, depth), dtype=dtype)
     gates = np.empty((chunk_steps * n, 4 * units), dtype=dtype)
     chunk_start = np.empty(chunk_steps + 1, dtype=np.int64)
@@ -792,8 +1108,8 @@ def run_block(
     m = np.empty((n, units), dtype=dtype)
     p = np.empty((n, out_depth), dtype=dtype)
     for r in range(n):
-        copy_into(c[r], c0[rows[r]])
-        copy_into(h[r], h0[rows[r]])
+        copy_into(c[r], layer.c0[rows[r]])
+        copy_into(h[r], layer.h0[rows[r]])
     steps = lengths[rows[0]] if n > 0 else 0
     active = n
     for t0 in range(0, steps, chunk_steps):
@@ -803,201 +1119,207 @@ def run_block(
         )
         total = chunk_start[t1 - t0]
         for q in range(total):
-            copy_into(gates[q], bias)
-        call_compiled(matmul_address, (x_rows, total, w_x, gates, column_tile))
+            copy_into(gates[q], weights.bias)
+        call_compiled(calls.matmul, (x_rows, total, w_x, gates, column_tile))
         for t in range(t0, t1):
             lo = chunk_start[t - t0]
             running = chunk_start[t - t0 + 1] - lo
             g = gates[lo : lo + running]
-            call_compiled(matmul_address, (h, running, w_h, g, column_tile))
-            call_compiled(
-                gates_address, (g, running, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code)
-            )
+            call_compiled(calls.matmul, (h, running, w_h, g, column_tile))
+            call_compiled(calls.gates, (g, running, c, m, weights.peepholes, gate))
             new_h = m
-            if use_projection:
+            if weights.use_projection:
                 p[:running] = 0
-                call_compiled(matmul_address, (m, running, projection, p, column_tile))
+                call_compiled(calls.matmul, (m, running, weights.projection, p, column_tile))
                 for r in range(running):
                     pr = p[r]
                     for k in range(out_depth):
-                        pr[k] = clip(pr[k], proj_clip)
+                        pr[k] = clip(pr[k], weights.proj_clip)
                 new_h = p
             for r in range(running):
                 b = rows[r]
                 tt = lengths[b] - 1 - t if reverse else t
                 copy_into(h[r], new_h[r])
-                copy_into(out[b * batch_stride + tt * time_stride], new_h[r])
-    finish_rows(rows, c, h, lengths, max_time, out, batch_stride, time_stride, c_final, h_final)
+                copy_into(layer.out[b * batch_stride + tt * time_stride], new_h[r])
+    finish_rows(
+        rows,
+        c,
+        h,
+        lengths,
+        layer.max_time,
+        layer.out,
+        batch_stride,
+        time_stride,
+        layer.c_final,
+        layer.h_final,
+    )
 
 
-@kernel_jit(**CALLED_BY_ADDRESS)
-def step_unit_part(
-    part,
-    t,
-    chunk_rows,
-    lo,
-    running,
-    matmul_address,
-    gates_address,
-    x_rows,
-    w_x_parts,
-    w_h_parts,
-    bias_parts,
-    scalars,
-    peephole_parts,
-    use_peepholes,
-    act_code,
-    column_tile,
-    gates,
-    h,
-    h_next,
-    c,
-    m,
-    rows,
-    lengths,
-    reverse,
-    out,
-    batch_stride,
-    time_stride,
-):
+@kernel_jit(KERNEL_OPTIONS, **CALLED_BY_ADDRESS)
+def step_unit_part(part, t, chunk_rows, lo, running, calls, split, gate, work, layer, column_tile):
     """Step ``t`` of the units of part ``part`` (one task of :func:`lstm_layer_split_units`).
 
-    At a chunk's first step (``chunk_rows > 0``) it first computes the part's
-    input projections ``bias + x @ W_x`` for the chunk's ``chunk_rows``
-    (step, row) pairs.  The step's rows are ``gates[part, lo:lo + running]``;
-    the new outputs of the part's units go to ``h_next`` and ``out``.
+    ``split`` is a :class:`SplitWeights`, ``work`` a :class:`SplitWork`.  At a
+    chunk's first step (``chunk_rows > 0``) it first computes the part's input
+    projections ``bias + x @ W_x`` for the chunk's ``chunk_rows`` (step, row)
+    pairs.  The step's rows are ``work.gates[part, lo:lo + running]``; the new
+    outputs of the part's units go to ``work.h_next`` and ``layer.out``.
     """
-    units = h.shape[1]
-    part_units = peephole_parts.shape[2]
-    part_gates = gates[part]
+    units = work.h.shape[1]
+    part_units = split.peepholes.shape[2]
+    part_gates = work.gates[part]
     if chunk_rows > 0:
         for q in range(chunk_rows):
-            copy_into(part_gates[q], bias_parts[part])
-        call_compiled(matmul_address, (x_rows, chunk_rows, w_x_parts[part], part_gates, column_tile))
+            copy_into(part_gates[q], split.bias[part])
+        call_compiled(calls.matmul, (work.x_rows, chunk_rows, split.w_x[part], part_gates, column_tile))
     g = part_gates[lo : lo + running]
-    call_compiled(matmul_address, (h, running, w_h_parts[part], g, column_tile))
-    call_compiled(
-        gates_address,
-        (g, running, c[part], m[part], peephole_parts[part], use_peepholes, scalars[0], scalars[1], act_code),
-    )
+    call_compiled(calls.matmul, (work.h, running, split.w_h[part], g, column_tile))
+    m = work.m[part]
+    call_compiled(calls.gates, (g, running, work.c[part], m, split.peepholes[part], gate))
     u0 = part * part_units
     u1 = min(u0 + part_units, units)
+    rows = layer.order
     for r in range(running):
-        copy_into(h_next[r, u0:u1], m[part, r, : u1 - u0])
+        copy_into(work.h_next[r, u0:u1], m[r, : u1 - u0])
         b = rows[r]
-        tt = lengths[b] - 1 - t if reverse else t
-        copy_into(out[b * batch_stride + tt * time_stride, u0:u1], m[part, r, : u1 - u0])
+        tt = layer.lengths[b] - 1 - t if layer.reverse else t
+        copy_into(layer.out[b * layer.batch_stride + tt * layer.time_stride, u0:u1], m[r, : u1 - u0])
 
 
-@kernel_jit(parallel=True, no_cfunc_wrapper=True)
-def lstm_layer_split_units(
-    step_address,
-    step_args,
-    x,
-    batch_stride,
-    time_stride,
-    max_time,
-    lengths,
-    reverse,
-    rows,
-    chunk_steps,
-    x_rows,
-    chunk_start,
-    h,
-    h_next,
-    c,
-    c0,
-    h0,
-    out,
-    c_final,
-    h_final,
-):
+@kernel_jit(KERNEL_OPTIONS, parallel=True, no_cfunc_wrapper=True)
+def lstm_layer_split_units(step_address, calls, split, gate, work, layer, chunk_steps, column_tile):
     """Run a small batch as one block, the threads splitting the units each step.
 
     For batches too small to give every thread its own rows.  Units are cut
-    into ``n_parts = c.shape[0]`` equal parts (the last one padded with
+    into ``n_parts = work.c.shape[0]`` equal parts (the last one padded with
     zero-weight units); each step is one prange over the parts, each task one
-    call of :func:`step_unit_part` (compiled at ``step_address``) with
-    ``(part, t, chunk_rows, lo, running) + step_args``; ``step_args`` holds
-    the weights by part and the work arrays ``x_rows``, ``h``, ``h_next``,
-    ``c``, ... that this function also uses.  Each element gets exactly the
-    operations it gets in :func:`run_block`, so results are bitwise the same.
-    No projection (``LSTMCell(num_proj=...)`` always runs through
-    :func:`lstm_layer`).
+    call of :func:`step_unit_part` (compiled at ``step_address``) on the
+    weights by part (``split``) and the work arrays (``work``) that this
+    function also uses.  Each element gets exactly the operations it gets in
+    :func:`run_block`, so results are bitwise the same.  No projection
+    (``LSTMCell(num_proj=...)`` always runs through :func:`lstm_layer`).
     """
+    rows = layer.order
+    c0 = layer.c0
+    h = work.h
+    c = work.c
     n = rows.shape[0]
     n_parts = c.shape[0]
     units = c0.shape[1]
     part_units = c.shape[2]
     for r in range(n):
-        copy_into(h[r], h0[rows[r]])
+        copy_into(h[r], layer.h0[rows[r]])
         for p in range(n_parts):
             for u in range(min(part_units, units - p * part_units)):
                 c[p, r, u] = c0[rows[r], p * part_units + u]
-    steps = lengths[rows[0]] if n > 0 else 0
+    steps = layer.lengths[rows[0]] if n > 0 else 0
     active = n
     for t0 in range(0, steps, chunk_steps):
         t1 = min(t0 + chunk_steps, steps)
         active = gather_chunk(
-            rows, active, t0, t1, x, batch_stride, time_stride, lengths, reverse, x_rows, chunk_start
+            rows,
+            active,
+            t0,
+            t1,
+            layer.x,
+            layer.batch_stride,
+            layer.time_stride,
+            layer.lengths,
+            layer.reverse,
+            work.x_rows,
+            work.chunk_start,
         )
         for t in range(t0, t1):
-            lo = chunk_start[t - t0]
-            running = chunk_start[t - t0 + 1] - lo
-            chunk_rows = chunk_start[t1 - t0] if t == t0 else 0
+            lo = work.chunk_start[t - t0]
+            running = work.chunk_start[t - t0 + 1] - lo
+            chunk_rows = work.chunk_start[t1 - t0] if t == t0 else 0
             for part in prange(n_parts):
-                call_compiled(step_address, (part, t, chunk_rows, lo, running) + step_args)
+                call_compiled(
+                    step_address,
+                    (part, t, chunk_rows, lo, running, calls, split, gate, work, layer, column_tile),
+                )
             for r in range(running):
-                copy_into(h[r], h_next[r])
+                copy_into(h[r], work.h_next[r])
     c_rows = np.empty((n, units), dtype=c.dtype)
     for p in range(n_parts):
         u0 = p * part_units
         u1 = min(u0 + part_units, units)
         for r in range(n):
             copy_into(c_rows[r, u0:u1], c[p, r, : u1 - u0])
-    finish_rows(rows, c_rows, h, lengths, max_time, out, batch_stride, time_stride, c_final, h_final)
+    finish_rows(
+        rows,
+        c_rows,
+        h,
+        layer.lengths,
+        layer.max_time,
+        layer.out,
+        layer.batch_stride,
+        layer.time_stride,
+        layer.c_final,
+        layer.h_final,
+    )
 
 
-@kernel_jit(parallel=True, no_cfunc_wrapper=True)
-def lstm_layer(block_address, order, block_ptr, worker_ptr, worker_blocks, block_args):
+@kernel_jit(KERNEL_OPTIONS, parallel=True, no_cfunc_wrapper=True)
+def lstm_layer(block_address, block_ptr, worker_ptr, worker_blocks, calls, layer, weights, gate, tiling):
     """Run one LSTM layer over a batch; each prange task is one worker's blocks.
 
-    ``order`` lists the rows by decreasing length; block ``k`` is
-    ``order[block_ptr[k]:block_ptr[k + 1]]``; worker ``w`` runs the blocks
-    ``worker_blocks[worker_ptr[w]:worker_ptr[w + 1]]``.  Each block is one call
-    of the :func:`run_block` compiled at ``block_address`` with
-    ``(order, start, stop) + block_args``.
+    Block ``k`` is the rows ``layer.order[block_ptr[k]:block_ptr[k + 1]]``;
+    worker ``w`` runs the blocks ``worker_blocks[worker_ptr[w]:worker_ptr[w + 1]]``.
+    Each block is one call of the :func:`run_block` compiled at ``block_address``.
     """
     for worker in prange(worker_ptr.shape[0] - 1):
         for i in range(worker_ptr[worker], worker_ptr[worker + 1]):
             blk = worker_blocks[i]
-            call_compiled(block_address, (order, block_ptr[blk], block_ptr[blk + 1]) + block_args)
+            call_compiled(
+                block_address, (block_ptr[blk], block_ptr[blk + 1], calls, layer, weights, gate, tiling)
+            )
 
 
-@kernel_jit(no_cfunc_wrapper=True)
-def lstm_layer_serial(block_address, order, block_ptr, block_args):
+@kernel_jit(KERNEL_OPTIONS, no_cfunc_wrapper=True)
+def lstm_layer_serial(block_address, block_ptr, calls, layer, weights, gate, tiling):
     """:func:`lstm_layer` on the calling thread alone, block after block.
 
     For processes forked after numba's OpenMP threads started (GNU OpenMP
     cannot run in such a child: numba terminates it); same blocks, same bits.
     """
     for blk in range(block_ptr.shape[0] - 1):
-        call_compiled(block_address, (order, block_ptr[blk], block_ptr[blk + 1]) + block_args)
+        call_compiled(
+            block_address, (block_ptr[blk], block_ptr[blk + 1], calls, layer, weights, gate, tiling)
+        )
 
 
-def specialise_for_activation(user_activation):
-    """A gate math kernel (as :data:`GATE_KERNELS` holds) that applies ``user_activation``.
+def specialise_for_activation(user_activation, family=PLAIN):
+    """A gate math kernel of ``family`` (as :data:`GATE_KERNEL_FAMILIES` holds) applying ``user_activation``.
 
     ``user_activation`` is a numba-compiled scalar function.  The kernel is
     compiled on first use and not cached on disk; the layer kernels call it
     through its address, so they are shared by every activation.
     """
+    if family == PLAIN:
+
+        @kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS, cache=False)
+        def user_gates(g, n_rows, c, m, peepholes, gate):
+            _gate_math(
+                g,
+                n_rows,
+                c,
+                m,
+                peepholes,
+                gate.use_peepholes,
+                gate.forget_bias,
+                gate.cell_clip,
+                user_activation,
+            )
+
+        return user_gates
+    gate_act = _hard_sigmoid_gate if family == HARD else _sigmoid_gate
 
     @kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS, cache=False)
-    def user_gates(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, act_code):
-        _gate_math(g, n_rows, c, m, peepholes, use_peepholes, forget_bias, cell_clip, user_activation)
+    def user_gates_clipped(g, n_rows, c, m, peepholes, gate):
+        _gate_math_clipped(g, n_rows, c, m, peepholes, gate, user_activation, gate_act)
 
-    return user_gates
+    return user_gates_clipped
 
 
 if config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1: numba runs the kernels as Python (for debugging)

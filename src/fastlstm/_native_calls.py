@@ -17,6 +17,7 @@ array it passes C-contiguous in the weights' dtype.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
 import numba
@@ -24,7 +25,9 @@ import numpy as np
 from numba import types
 from numba.core.typing import signature
 
-_addresses: dict[tuple, int] = {}
+# Per dispatcher, the address of each specialisation (by _type_key of its arguments). Weak
+# keys: a user activation's gate kernel, and its entry here, go when its cells are gone.
+_addresses: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 # The array flags numba's array types depend on: C/F contiguity, alignment, writeability.
@@ -35,8 +38,8 @@ def _type_key(value: object) -> object:
     """What numba's type of ``value`` depends on, cheaply (well under a microsecond per array)."""
     if isinstance(value, np.ndarray):
         return (type(value), value.dtype, value.ndim, value.flags.num & _TYPED_FLAGS)
-    if isinstance(value, tuple):
-        return (tuple, *map(_type_key, value))
+    if isinstance(value, tuple):  # a plain or a named tuple (a record: its class is part of its type)
+        return (type(value), *map(_type_key, value))
     return type(value)
 
 
@@ -51,11 +54,14 @@ def native_address(dispatcher: Callable, args: tuple) -> int | Callable:
     """
     if not hasattr(dispatcher, "get_compile_result"):  # NUMBA_DISABLE_JIT: a plain Python function
         return dispatcher
-    key = (id(dispatcher), _type_key(args))
-    address = _addresses.get(key)
+    by_types = _addresses.get(dispatcher)
+    if by_types is None:
+        by_types = _addresses.setdefault(dispatcher, {})
+    key = _type_key(args)
+    address = by_types.get(key)
     if address is None:
         arg_types = tuple(numba.typeof(value) for value in args)
         result = dispatcher.get_compile_result(signature(types.none, *arg_types))
         address = result.library.get_pointer_to_function(result.fndesc.llvm_func_name)
-        _addresses[key] = address
+        by_types[key] = address
     return address

@@ -14,15 +14,15 @@ import os
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numba
 import numpy as np
 from numba.np.ufunc import parallel as numba_parallel
 
 from . import _kernels
+from ._kernels import CellArrays, GateScalars, KernelCalls, LayerArrays, SplitWeights, SplitWork
 from ._native_calls import native_address
-from .activations import Activation
+from .activations import SIGMOID_GATES, Activation, GateActivation
 
 # Rows per block: enough to reuse each weight row from cache, few enough that a
 # small batch still gives every thread work.
@@ -38,12 +38,14 @@ CHUNK_BYTES = 256 * 1024
 # least this many multiply-adds per row to share; otherwise rows are spread.
 SPLIT_UNITS_MIN_STEP_MACS = 2**16
 
-_custom_gates: dict[int, Callable] = {}
+# A user activation's gate kernel, by its Activation (one per function object, see
+# activations.py): compiled once for every cell using the function, and gone with them.
+_custom_gates: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # Set in a process forked after numba's OpenMP threads started: no parallel kernel may run here.
 _forked_from_openmp = False
-_kernel_addresses: dict[tuple, tuple[int, int]] = {}
+# What the kernels need of a LayerWeights, by precision, made on its first run in it (see kernel_inputs).
+_kernel_inputs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _split_weights: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_bfloat16_weights: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,6 +60,8 @@ class LayerWeights:
     cell_clip: float | None = None
     projection: np.ndarray | None = None  # [units, out_depth]
     proj_clip: float | None = None
+    recurrent_activation: GateActivation = SIGMOID_GATES  # of the gates i, f, o
+    gate_clip: float | None = None  # ONNX's clip of every activation's input
 
     @property
     def units(self) -> int:
@@ -99,73 +103,102 @@ def block_rows(batch: int, n_workers: int) -> int:
     return int(min(MAX_BLOCK_ROWS, max(1, batch // (2 * n_workers))))
 
 
-def _gates_kernel(activation: Activation) -> Callable:
-    """The gate math kernel for the activation (a private copy for user functions)."""
+def gates_kernel(activation: Activation, family: str = _kernels.PLAIN) -> Callable:
+    """The gate math kernel of ``family`` for the activation (for a user function: its own, compiled once)."""
     if activation.function is None:
-        return _kernels.GATE_KERNELS[activation.code]
-    key = id(activation.function)
-    if key not in _custom_gates:
-        _custom_gates[key] = _kernels.specialise_for_activation(activation.function)
-    return _custom_gates[key]
+        return _kernels.GATE_KERNEL_FAMILIES[family][activation.code]
+    by_family = _custom_gates.get(activation)
+    if by_family is None:
+        by_family = _custom_gates.setdefault(activation, {})
+    kernel = by_family.get(family)
+    if kernel is None:
+        kernel = by_family.setdefault(family, _kernels.specialise_for_activation(activation.function, family))
+    return kernel
 
 
-def _matmul_kernel(precision: str) -> Callable:
-    """The matrix product kernel of a precision (the bfloat16 one is imported on first use)."""
+def gate_family(weights: LayerWeights) -> str:
+    """Which family of gate kernels runs ``weights``: the plain sigmoid one unless it needs more."""
+    if weights.recurrent_activation.hard:
+        return _kernels.HARD
+    return _kernels.PLAIN if weights.gate_clip is None else _kernels.CLIPPED
+
+
+@dataclass(frozen=True)
+class KernelInputs:
+    """A cell's weights as records, and the addresses of the kernels its layer kernels call."""
+
+    cell: CellArrays
+    gate: GateScalars
+    calls: KernelCalls
+    gates_kernel: Callable  # keeps a user activation's kernel (and so its address) alive
+
+
+def _product_kernel(precision: str) -> tuple[Callable, Callable | None]:
+    """The matrix product kernel of ``precision`` and how it wants the weights (None: as they are).
+
+    The bfloat16 module is imported on first use, so float32 runs never load or compile it.
+    """
     if precision == "bfloat16":
         from . import _kernels_bf16
 
-        return _kernels_bf16.matmul_accumulate_bf16
-    return _kernels.matmul_accumulate
+        return _kernels_bf16.matmul_accumulate_bf16, _kernels_bf16.pack_weights
+    return _kernels.matmul_accumulate, None
 
 
-class ProductWeights(NamedTuple):
-    """A cell's product weights as the precision's matrix product kernel takes them.
+def kernel_inputs(weights: LayerWeights, precision: str = "float32") -> KernelInputs:
+    """The records and kernel addresses for ``weights``; made once per ``weights`` object and precision.
 
-    float32 runs (and float64 ones) take views of the kernel; bfloat16 runs
-    take ``_kernels_bf16.pack_weights`` of each (float32-typed arrays of the
-    same rank, so the layer kernels see the same types).
+    Every kernel address the layer kernels use is looked up here (matrix product and
+    gate math) or, for the layer kernels' own block and step functions, from the
+    records they pass, so a record's field types are always the ones compiled for:
+    C-contiguous arrays and scalars in the weights' dtype, bools, int64 addresses.
+    With ``precision="bfloat16"`` (float32 weights) the product operands are the
+    kernel's and projection's bfloat16 packing, rounded here once (a cell's
+    ``LayerWeights`` lives as long as its weights do); they have the float32
+    matrices' types, so the layer kernels are the float32 ones.
     """
-
-    w_x: np.ndarray  # [depth, 4 * units]
-    w_h: np.ndarray  # [out_depth, 4 * units]
-    projection: np.ndarray  # [units, out_depth]; [1, 1] zeros without projection
-
-
-def product_weights(weights: LayerWeights, precision: str) -> ProductWeights:
-    """``weights``' product weights for ``precision``; the bfloat16 ones are rounded once and cached."""
-    depth, dtype = weights.in_depth, weights.kernel.dtype
-    if precision != "bfloat16":
-        projection = np.zeros((1, 1), dtype) if weights.projection is None else weights.projection
-        return ProductWeights(weights.kernel[:depth], weights.kernel[depth:], projection)
-    if weights not in _bfloat16_weights:
-        from ._kernels_bf16 import pack_weights
-
-        projection = (
-            np.zeros((1, 1), dtype) if weights.projection is None else pack_weights(weights.projection)
-        )
-        _bfloat16_weights[weights] = ProductWeights(
-            pack_weights(weights.kernel[:depth]), pack_weights(weights.kernel[depth:]), projection
-        )
-    return _bfloat16_weights[weights]
-
-
-def kernel_addresses(weights: LayerWeights, precision: str = "float32") -> tuple[int, int]:
-    """Native addresses of the matrix product and gate math kernels for ``weights``.
-
-    The sample arguments have exactly the types the layer kernels pass: C-contiguous
-    arrays in the weights' dtype, int64 counts and flags as numba sees them.
-    """
+    by_precision = _kernel_inputs.get(weights)
+    if by_precision is None:
+        by_precision = _kernel_inputs.setdefault(weights, {})
+    inputs = by_precision.get(precision)
+    if inputs is not None:
+        return inputs
     dtype = weights.kernel.dtype
-    gates_kernel = _gates_kernel(weights.activation)
-    key = (dtype, id(gates_kernel), precision)  # gate kernels live as long as the process
-    if key not in _kernel_addresses:
-        matrix = np.empty((0, 0), dtype)
-        scalar = dtype.type(0)
-        _kernel_addresses[key] = (
-            native_address(_matmul_kernel(precision), (matrix, 0, matrix, matrix, np.int64(0))),
-            native_address(gates_kernel, (matrix, 0, matrix, matrix, matrix, False, scalar, scalar, 0)),
-        )
-    return _kernel_addresses[key]
+    scalar = dtype.type
+    inf = np.inf
+    matmul, pack = _product_kernel(precision)
+    operand = (lambda matrix: matrix) if pack is None else pack
+    depth = weights.in_depth
+    peepholes = weights.peepholes if weights.peepholes is not None else np.zeros((3, weights.units), dtype)
+    projection = operand(weights.projection) if weights.projection is not None else np.zeros((1, 1), dtype)
+    cell = CellArrays(
+        w_x=operand(weights.kernel[:depth]),
+        w_h=operand(weights.kernel[depth:]),
+        bias=weights.bias,
+        peepholes=peepholes,
+        projection=projection,
+        use_projection=weights.projection is not None,
+        proj_clip=scalar(inf if weights.proj_clip is None else weights.proj_clip),
+    )
+    recurrent = weights.recurrent_activation
+    gate = GateScalars(
+        forget_bias=scalar(weights.forget_bias),
+        cell_clip=scalar(inf if weights.cell_clip is None else weights.cell_clip),
+        use_peepholes=weights.peepholes is not None,
+        gate_clip=scalar(inf if weights.gate_clip is None else weights.gate_clip),
+        hard_alpha=scalar(recurrent.alpha),
+        hard_beta=scalar(recurrent.beta),
+        hard_top=scalar(recurrent.top),
+    )
+    gates = gates_kernel(weights.activation, gate_family(weights))
+    matrix = np.empty((0, 0), dtype)
+    calls = KernelCalls(
+        matmul=native_address(matmul, (matrix, 0, matrix, matrix, 0)),
+        gates=native_address(gates, (matrix, 0, matrix, matrix, matrix, gate)),
+    )
+    inputs = KernelInputs(cell=cell, gate=gate, calls=calls, gates_kernel=gates)
+    by_precision[precision] = inputs
+    return inputs
 
 
 def schedule_blocks(block_costs: np.ndarray, n_workers: int) -> tuple[np.ndarray, np.ndarray]:
@@ -205,51 +238,47 @@ def use_split_units(weights: LayerWeights, batch: int, n_workers: int) -> bool:
     )
 
 
-def split_weights(weights: LayerWeights, n_parts: int, precision: str = "float32") -> tuple[np.ndarray, ...]:
+def split_weights(weights: LayerWeights, n_parts: int, precision: str = "float32") -> SplitWeights:
     """Weights regrouped by unit part for :func:`_kernels.lstm_layer_split_units`.
 
-    Returns ``(w_x_parts, w_h_parts, bias_parts, peephole_parts)``; part ``p``
-    holds the gate columns (i, j, f, o) of units ``[p * u, (p + 1) * u)``,
+    Part ``p`` holds the gate columns (i, j, f, o) of units ``[p * u, (p + 1) * u)``,
     ``u = ceil(units / n_parts)``, zero-padded past ``units``.  With
-    ``precision="bfloat16"`` each part's ``w_x``/``w_h`` is packed as
-    :func:`product_weights` packs a cell's.
+    ``precision="bfloat16"`` each part's ``w_x`` and ``w_h`` are packed as
+    :func:`kernel_inputs` packs a cell's.
     """
     cached = _split_weights.setdefault(weights, {})
-    if (n_parts, precision) in cached:
+    _, pack = _product_kernel(precision)
+    if pack is not None:
+        if (n_parts, precision) not in cached:
+            split = split_weights(weights, n_parts)
+            cached[n_parts, precision] = split._replace(
+                w_x=np.stack([pack(part) for part in split.w_x]),
+                w_h=np.stack([pack(part) for part in split.w_h]),
+            )
         return cached[n_parts, precision]
-    if precision == "bfloat16":
-        from ._kernels_bf16 import pack_weights
-
-        w_x_parts, w_h_parts, bias_parts, peephole_parts = split_weights(weights, n_parts)
-        cached[n_parts, precision] = (
-            np.stack([pack_weights(part) for part in w_x_parts]),
-            np.stack([pack_weights(part) for part in w_h_parts]),
-            bias_parts,
-            peephole_parts,
+    if n_parts not in cached:
+        units, depth = weights.units, weights.in_depth
+        part_units = -(-units // n_parts)
+        dtype = weights.kernel.dtype
+        kernel = np.zeros((depth + units, 4 * part_units * n_parts), dtype)
+        bias = np.zeros(4 * part_units * n_parts, dtype)
+        peepholes = np.zeros((n_parts, 3, part_units), dtype)
+        for p in range(n_parts):
+            u0, u1 = p * part_units, min((p + 1) * part_units, units)
+            for gate in range(4):
+                dst = 4 * part_units * p + gate * part_units
+                kernel[:, dst : dst + u1 - u0] = weights.kernel[:, gate * units + u0 : gate * units + u1]
+                bias[dst : dst + u1 - u0] = weights.bias[gate * units + u0 : gate * units + u1]
+            if weights.peepholes is not None:
+                peepholes[p, :, : u1 - u0] = weights.peepholes[:, u0:u1]
+        by_part = kernel.reshape(depth + units, n_parts, 4 * part_units).transpose(1, 0, 2)
+        cached[n_parts] = SplitWeights(
+            w_x=np.ascontiguousarray(by_part[:, :depth]),
+            w_h=np.ascontiguousarray(by_part[:, depth:]),
+            bias=np.ascontiguousarray(bias.reshape(n_parts, 4 * part_units)),
+            peepholes=peepholes,
         )
-        return cached[n_parts, precision]
-    units, depth = weights.units, weights.in_depth
-    part_units = -(-units // n_parts)
-    dtype = weights.kernel.dtype
-    kernel = np.zeros((depth + units, 4 * part_units * n_parts), dtype)
-    bias = np.zeros(4 * part_units * n_parts, dtype)
-    peepholes = np.zeros((n_parts, 3, part_units), dtype)
-    for p in range(n_parts):
-        u0, u1 = p * part_units, min((p + 1) * part_units, units)
-        for gate in range(4):
-            dst = 4 * part_units * p + gate * part_units
-            kernel[:, dst : dst + u1 - u0] = weights.kernel[:, gate * units + u0 : gate * units + u1]
-            bias[dst : dst + u1 - u0] = weights.bias[gate * units + u0 : gate * units + u1]
-        if weights.peepholes is not None:
-            peepholes[p, :, : u1 - u0] = weights.peepholes[:, u0:u1]
-    by_part = kernel.reshape(depth + units, n_parts, 4 * part_units).transpose(1, 0, 2)
-    cached[n_parts, precision] = (
-        np.ascontiguousarray(by_part[:, :depth]),
-        np.ascontiguousarray(by_part[:, depth:]),
-        np.ascontiguousarray(bias.reshape(n_parts, 4 * part_units)),
-        peepholes,
-    )
-    return cached[n_parts, precision]
+    return cached[n_parts]
 
 
 def run_layer(
@@ -295,15 +324,6 @@ def run_layer(
 
     n_workers = 1 if serial else numba.get_num_threads()
     units = weights.units
-    inf = np.inf
-    scalars = np.array(
-        [
-            weights.forget_bias,
-            inf if weights.cell_clip is None else weights.cell_clip,
-            inf if weights.proj_clip is None else weights.proj_clip,
-        ],
-        dtype=dtype,
-    )
     chunk_bytes = min(CHUNK_BYTES, out.nbytes // (4 * n_workers))
     tiling = np.array([COLUMN_TILE, max(1, chunk_bytes // (4 * units * dtype.itemsize))], dtype=np.int64)
     layer = LayerArrays(
@@ -320,91 +340,37 @@ def run_layer(
         c_final=c_final,
         h_final=h_final,
     )
+    inputs = kernel_inputs(weights, precision)
     if serial:
-        _run_rows_spread(weights, layer, scalars, tiling, 1, precision, serial=True)
+        _run_rows_spread(inputs, layer, tiling, 1, serial=True)
     elif split_units or (split_units is None and use_split_units(weights, batch, n_workers)):
-        _run_units_split(weights, layer, scalars, tiling, n_workers, precision)
+        _run_units_split(weights, inputs, layer, tiling, n_workers, precision)
     else:
-        _run_rows_spread(weights, layer, scalars, tiling, n_workers, precision)
+        _run_rows_spread(inputs, layer, tiling, n_workers)
     return out, c_final, h_final
 
 
-class LayerArrays(NamedTuple):
-    """A layer call's inputs, outputs and row order, as the kernels see them.
-
-    ``x``/``out`` are 2-D ``[batch * max_time, depth]`` views; step ``t`` of row
-    ``b`` is line ``b * batch_stride + t * time_stride`` of both.
-    """
-
-    x: np.ndarray
-    batch_stride: int
-    time_stride: int
-    max_time: int
-    lengths: np.ndarray
-    order: np.ndarray  # rows by decreasing length
-    reverse: bool
-    c0: np.ndarray
-    h0: np.ndarray
-    out: np.ndarray
-    c_final: np.ndarray
-    h_final: np.ndarray
-
-
 def _run_rows_spread(
-    weights: LayerWeights,
-    layer: LayerArrays,
-    scalars: np.ndarray,
-    tiling: np.ndarray,
-    n_workers: int,
-    precision: str,
-    serial: bool = False,
+    inputs: KernelInputs, layer: LayerArrays, tiling: np.ndarray, n_workers: int, serial: bool = False
 ) -> None:
     """Blocks of rows spread over the workers: :func:`_kernels.lstm_layer` (``serial``: one after another)."""
-    dtype = weights.kernel.dtype
     batch = layer.lengths.shape[0]
     rows_per_block = block_rows(batch, n_workers)
     block_ptr = np.append(np.arange(0, batch, rows_per_block), batch).astype(np.int64)
-    peepholes = weights.peepholes
-    if peepholes is None:
-        peepholes = np.zeros((3, weights.units), dtype)
-    products = product_weights(weights, precision)
-    block_args = (
-        *kernel_addresses(weights, precision),
-        layer.x,
-        layer.batch_stride,
-        layer.time_stride,
-        layer.max_time,
-        layer.lengths,
-        products.w_x,
-        products.w_h,
-        weights.bias,
-        scalars,
-        peepholes,
-        weights.peepholes is not None,
-        products.projection,
-        weights.projection is not None,
-        weights.activation.code,
-        layer.reverse,
-        tiling,
-        layer.c0,
-        layer.h0,
-        layer.out,
-        layer.c_final,
-        layer.h_final,
-    )
-    block_address = native_address(_kernels.run_block, (layer.order, 0, 0, *block_args))
+    block_args = (inputs.calls, layer, inputs.cell, inputs.gate, tiling)
+    block_address = native_address(_kernels.run_block, (0, 0, *block_args))
     if serial:
-        _kernels.lstm_layer_serial(block_address, layer.order, block_ptr, block_args)
+        _kernels.lstm_layer_serial(block_address, block_ptr, *block_args)
         return
     block_costs = np.add.reduceat(layer.lengths[layer.order], block_ptr[:-1])
     worker_ptr, worker_blocks = schedule_blocks(block_costs, n_workers)
-    _kernels.lstm_layer(block_address, layer.order, block_ptr, worker_ptr, worker_blocks, block_args)
+    _kernels.lstm_layer(block_address, block_ptr, worker_ptr, worker_blocks, *block_args)
 
 
 def _run_units_split(
     weights: LayerWeights,
+    inputs: KernelInputs,
     layer: LayerArrays,
-    scalars: np.ndarray,
     tiling: np.ndarray,
     n_workers: int,
     precision: str,
@@ -414,56 +380,21 @@ def _run_units_split(
     batch = layer.lengths.shape[0]
     units, depth = weights.units, weights.in_depth
     n_parts = max(n_workers, 2)
-    w_x_parts, w_h_parts, bias_parts, peephole_parts = split_weights(weights, n_parts, precision)
-    part_units = peephole_parts.shape[2]
+    split = split_weights(weights, n_parts, precision)
+    part_units = split.peepholes.shape[2]
     chunk_steps = max(1, int(tiling[1]) // batch)
-    x_rows = np.empty((chunk_steps * batch, depth), dtype)
-    h = np.empty((batch, units), dtype)
-    h_next = np.empty((batch, units), dtype)
-    c = np.zeros((n_parts, batch, part_units), dtype)  # padded units stay zero
-    step_args = (
-        *kernel_addresses(weights, precision),
-        x_rows,
-        w_x_parts,
-        w_h_parts,
-        bias_parts,
-        scalars,
-        peephole_parts,
-        weights.peepholes is not None,
-        weights.activation.code,
-        int(tiling[0]),
-        np.empty((n_parts, chunk_steps * batch, 4 * part_units), dtype),
-        h,
-        h_next,
-        c,
-        np.empty((n_parts, batch, part_units), dtype),
-        layer.order,
-        layer.lengths,
-        layer.reverse,
-        layer.out,
-        layer.batch_stride,
-        layer.time_stride,
+    work = SplitWork(
+        x_rows=np.empty((chunk_steps * batch, depth), dtype),
+        chunk_start=np.empty(chunk_steps + 1, np.int64),
+        gates=np.empty((n_parts, chunk_steps * batch, 4 * part_units), dtype),
+        h=np.empty((batch, units), dtype),
+        h_next=np.empty((batch, units), dtype),
+        c=np.zeros((n_parts, batch, part_units), dtype),  # padded units stay zero
+        m=np.empty((n_parts, batch, part_units), dtype),
     )
+    column_tile = int(tiling[0])
+    step_args = (inputs.calls, split, inputs.gate, work, layer, column_tile)
     step_address = native_address(_kernels.step_unit_part, (0, 0, 0, 0, 0, *step_args))
     _kernels.lstm_layer_split_units(
-        step_address,
-        step_args,
-        layer.x,
-        layer.batch_stride,
-        layer.time_stride,
-        layer.max_time,
-        layer.lengths,
-        layer.reverse,
-        layer.order,
-        chunk_steps,
-        x_rows,
-        np.empty(chunk_steps + 1, np.int64),
-        h,
-        h_next,
-        c,
-        layer.c0,
-        layer.h0,
-        layer.out,
-        layer.c_final,
-        layer.h_final,
+        step_address, inputs.calls, split, inputs.gate, work, layer, chunk_steps, column_tile
     )

@@ -21,7 +21,12 @@ from . import _layers
 from . import _validation as check
 from ._layers import Direction, LeafRun
 from ._runner import LayerWeights
-from .activations import ActivationLike, resolve_activation
+from .activations import (
+    ActivationLike,
+    RecurrentActivationLike,
+    resolve_activation,
+    resolve_recurrent_activation,
+)
 
 __all__ = ["BasicLSTMCell", "LSTMCell", "LSTMStateTuple", "MultiRNNCell", "RNNCell", "glorot_uniform"]
 
@@ -160,12 +165,15 @@ class _LSTMBase(RNNCell):
         activation: ActivationLike,
         name: str | None,
         dtype: Any,
+        recurrent_activation: RecurrentActivationLike,
     ) -> None:
         self.num_units = check.positive_int(num_units, "num_units")
         self.forget_bias = check.finite_float(forget_bias, "forget_bias")
         self.state_is_tuple = bool(state_is_tuple)
         self.activation = activation
         self._activation = resolve_activation(activation)
+        self._recurrent_activation = resolve_recurrent_activation(recurrent_activation)
+        self.recurrent_activation = recurrent_activation
         self.name = check.optional_str(name, "name")
         self.dtype = np.dtype(np.float32) if dtype is None else check.float_dtype(dtype)
         self._initializer: Initializer | None = None
@@ -192,7 +200,8 @@ class _LSTMBase(RNNCell):
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments: ``type(cell)(**cell.get_config())`` is an unbuilt copy.
 
-        ``activation`` is as it was passed (a name, None or a function) and
+        ``activation`` and ``recurrent_activation`` are as they were passed (a
+        name, None, a function or a :class:`~fastlstm.HardSigmoid`) and
         ``dtype`` is a name such as ``"float32"``.
         """
         return {
@@ -202,6 +211,7 @@ class _LSTMBase(RNNCell):
             "activation": self.activation,
             "name": self.name,
             "dtype": self.dtype.name,
+            "recurrent_activation": self.recurrent_activation,
         }
 
     # -- weights -------------------------------------------------------------------------
@@ -305,6 +315,7 @@ class _LSTMBase(RNNCell):
                 bias=variables["bias"],
                 forget_bias=self.forget_bias,
                 activation=self._activation,
+                recurrent_activation=self._recurrent_activation,
                 **self._kernel_extras(variables),
             )
         return self._per_dtype[dtype]
@@ -379,7 +390,8 @@ class BasicLSTMCell(_LSTMBase):
 
     ``z = [inputs, h] @ kernel + bias`` split into gates (i, j, f, o);
     ``new_c = c * sigmoid(f + forget_bias) + sigmoid(i) * activation(j)``;
-    ``new_h = activation(new_c) * sigmoid(o)``.
+    ``new_h = activation(new_c) * sigmoid(o)`` (``sigmoid`` here stands for
+    ``recurrent_activation``).
 
     Parameters
     ----------
@@ -397,6 +409,12 @@ class BasicLSTMCell(_LSTMBase):
         A label (used in checkpoints and messages).
     dtype : float32 or float64, optional
         Dtype of the weights; float32 when None.
+    recurrent_activation : str or HardSigmoid, default "sigmoid"
+        Activation of the gates i, f and o (an extension of TF's API):
+        ``"sigmoid"``, ``"hard_sigmoid"`` (Keras 2: clip(0.2 x + 0.5, 0, 1)),
+        ``"keras3_hard_sigmoid"`` (relu6(x + 3) / 6) or
+        :class:`~fastlstm.HardSigmoid` ``(alpha, beta)`` (ONNX). See
+        :mod:`fastlstm.activations`.
 
     Examples
     --------
@@ -416,8 +434,12 @@ class BasicLSTMCell(_LSTMBase):
         activation: ActivationLike = None,
         name: str | None = None,
         dtype: Any = None,
+        *,
+        recurrent_activation: RecurrentActivationLike = "sigmoid",
     ) -> None:
-        super().__init__(num_units, forget_bias, state_is_tuple, activation, name, dtype)
+        super().__init__(
+            num_units, forget_bias, state_is_tuple, activation, name, dtype, recurrent_activation
+        )
 
 
 class LSTMCell(_LSTMBase):
@@ -430,6 +452,12 @@ class LSTMCell(_LSTMBase):
         c = clip(c, -cell_clip, cell_clip)                         # if cell_clip
         m = sigmoid(o + w_o_diag * c) * activation(c)              # the new, clipped c
         m = clip(m @ projection_kernel, -proj_clip, proj_clip)     # if num_proj (clip if proj_clip)
+
+    ``sigmoid`` stands for ``recurrent_activation``. With ``gate_clip`` (ONNX's
+    ``clip``), each input of an activation but the cell state's is clamped to
+    ``[-gate_clip, gate_clip]`` first, where onnxruntime's CPU LSTM clamps it:
+    the whole pre-activation of i, f and o (bias, ``forget_bias`` and peephole
+    terms included) and of j; ``activation(c)`` takes the unclamped ``c``.
 
     The state is ``(c, m)``: ``c`` has ``num_units`` columns, ``m`` (the output)
     ``num_proj`` when projecting, else ``num_units``.
@@ -466,6 +494,13 @@ class LSTMCell(_LSTMBase):
         A label (used in checkpoints and messages).
     dtype : float32 or float64, optional
         Dtype of the weights; float32 when None.
+    recurrent_activation : str or HardSigmoid, default "sigmoid"
+        Activation of the gates i, f and o (an extension of TF's API); as
+        :class:`BasicLSTMCell`'s.
+    gate_clip : float, optional
+        ONNX's ``clip``: bound every activation's input to
+        ``[-gate_clip, gate_clip]`` (see above; not TF's ``cell_clip``, which
+        bounds the cell state); must be > 0. An extension of TF's API.
 
     Notes
     -----
@@ -496,10 +531,15 @@ class LSTMCell(_LSTMBase):
         activation: ActivationLike = None,
         name: str | None = None,
         dtype: Any = None,
+        recurrent_activation: RecurrentActivationLike = "sigmoid",
+        gate_clip: float | None = None,
     ) -> None:
-        super().__init__(num_units, forget_bias, state_is_tuple, activation, name, dtype)
+        super().__init__(
+            num_units, forget_bias, state_is_tuple, activation, name, dtype, recurrent_activation
+        )
         self.use_peepholes = bool(use_peepholes)
         self.cell_clip = check.optional_positive_float(cell_clip, "cell_clip")
+        self.gate_clip = check.optional_positive_float(gate_clip, "gate_clip")
         self.num_proj = None if num_proj is None else check.positive_int(num_proj, "num_proj")
         self.proj_clip = check.projection_clip(proj_clip, self.num_proj)
         self._initializer = check.optional_callable(
@@ -533,6 +573,7 @@ class LSTMCell(_LSTMBase):
             "cell_clip": self.cell_clip,
             "projection": variables.get("projection_kernel"),
             "proj_clip": self.proj_clip,
+            "gate_clip": self.gate_clip,
         }
 
     def get_config(self) -> dict[str, Any]:
@@ -549,6 +590,7 @@ class LSTMCell(_LSTMBase):
             "num_proj": self.num_proj,
             "proj_clip": self.proj_clip,
             **base,
+            "gate_clip": self.gate_clip,
         }
 
     @property

@@ -1,9 +1,9 @@
 """CRC-32C (Castagnoli), the checksum of LevelDB tables and TensorFlow tensor bundles.
 
 The standard library only has CRC-32 (IEEE, ``zlib.crc32``), a different polynomial,
-so the table-driven loop (slicing-by-8) is compiled with numba, with fastlstm's usual
-options (``_config.KERNEL_OPTIONS``, which caches it on disk): over 1 GB/s instead of a
-few MB/s in pure Python.
+so the table-driven loop (slicing-by-8) is compiled with numba and cached on disk:
+over 1 GB/s instead of a few MB/s in pure Python. Its compile options are defined in
+this file (numba's cache stamps a kernel with its own file's contents only).
 """
 
 from __future__ import annotations
@@ -11,6 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from .._config import kernel_jit
+
+# Integer arithmetic only (fastmath flags would change nothing); indices in range by construction.
+_CRC_OPTIONS = {"cache": True, "error_model": "numpy", "nogil": True, "boundscheck": False}
 
 _POLY = 0x82F63B78  # CRC-32C, reflected
 _MASK_DELTA = 0xA282EAD8
@@ -34,7 +37,7 @@ def _make_tables() -> np.ndarray:
 _TABLES = _make_tables()
 
 
-@kernel_jit()
+@kernel_jit(_CRC_OPTIONS)
 def _crc32c_update(crc: int, data: np.ndarray, tables: np.ndarray) -> int:  # pragma: no cover - compiled
     crc = np.uint32(crc) ^ np.uint32(0xFFFFFFFF)
     n = data.shape[0]

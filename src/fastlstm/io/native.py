@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..activations import ACTIVATIONS
+from ..activations import ACTIVATIONS, HardSigmoid
 from ..cell import BasicLSTMCell, LSTMCell, MultiRNNCell, RNNCell
 from ..model import Backward, LSTMModel
 
@@ -40,6 +40,10 @@ _CONFIG_KEY = "fastlstm_config"
 _LEAF_CLASSES: dict[str, type] = {"BasicLSTMCell": BasicLSTMCell, "LSTMCell": LSTMCell}
 
 Saveable = RNNCell | LSTMModel
+# Cell settings added after format version 1: written only when not at their default (so
+# such files still load in fastlstm versions from before them), optional when read.
+# A HardSigmoid gate activation is written as {"class": "HardSigmoid", "alpha": a, "beta": b}.
+_LATER_SETTINGS: dict[str, Any] = {"recurrent_activation": "sigmoid", "gate_clip": None}
 
 
 def save(path: str | os.PathLike, model_or_cell: Saveable) -> None:
@@ -183,6 +187,16 @@ def _describe(obj: Any, prefix: str, arrays: dict[str, np.ndarray]) -> dict[str,
                 f"cannot save {obj!r}: its activation is a custom function, and the native format "
                 f"stores activations by name only (one of {sorted(ACTIVATIONS)})"
             )
+        for key, default in _LATER_SETTINGS.items():
+            if key in config and config[key] == default:
+                del config[key]
+        gates = config.get("recurrent_activation")
+        if isinstance(gates, HardSigmoid):
+            config["recurrent_activation"] = {
+                "class": "HardSigmoid",
+                "alpha": gates.alpha,
+                "beta": gates.beta,
+            }
         for weight_name, value in zip(obj.weight_names, obj.get_weights()):
             arrays[prefix + weight_name] = value
         return {"class": type(obj).__name__, **config}
@@ -273,11 +287,21 @@ def _build(config: Any, prefix: str, arrays: dict[str, np.ndarray], where: str) 
 
 def _build_leaf(cls: type, config: dict, prefix: str, arrays: dict[str, np.ndarray], where: str) -> RNNCell:
     defaults = cls(num_units=1).get_config()
-    _expect_keys(config, {"class", *defaults}, where)
+    _expect_keys(config, {"class", *defaults}, where, optional=set(_LATER_SETTINGS))
     settings = {key: value for key, value in config.items() if key != "class"}
     for key, default in defaults.items():
         if isinstance(default, bool) and not isinstance(settings[key], bool):
             raise ValueError(f"{where}.{key} must be true or false, got {settings[key]!r}")
+    gates = settings.get("recurrent_activation")
+    if isinstance(gates, dict):
+        here = f"{where}.recurrent_activation"
+        _expect_keys(gates, {"class", "alpha", "beta"}, here)
+        if gates["class"] != "HardSigmoid":
+            raise ValueError(f"{here}: unknown class {gates['class']!r}; expected 'HardSigmoid'")
+        try:
+            settings["recurrent_activation"] = HardSigmoid(gates["alpha"], gates["beta"])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{here}: {exc}") from exc
     cell = _construct(cls, where, **settings)
     weights = []
     for weight_name in cell.weight_names:
@@ -304,8 +328,8 @@ def _construct(cls: type, where: str, *args: Any, **kwargs: Any) -> Any:
         raise ValueError(f"{where}: invalid {cls.__name__}: {exc}") from exc
 
 
-def _expect_keys(config: dict, expected: set[str], where: str) -> None:
-    missing = sorted(expected - set(config))
+def _expect_keys(config: dict, expected: set[str], where: str, optional: set[str] = frozenset()) -> None:
+    missing = sorted(expected - optional - set(config))
     unexpected = sorted(set(config) - expected)
     if missing or unexpected:
         raise ValueError(
