@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -42,8 +41,7 @@ class LeafRun(NamedTuple):
     h0: np.ndarray  # [batch, out_depth]
 
 
-@dataclass(frozen=True, eq=False)
-class PreparedDirection:
+class PreparedDirection(NamedTuple):
     """One direction of a layer, validated and ready for :func:`run`.
 
     ``leaves`` are the runs of ``cell``'s single-layer cells, bottom to top
@@ -53,7 +51,7 @@ class PreparedDirection:
 
     cell: RNNCell
     direction: Direction
-    leaves: tuple[LeafRun, ...]
+    leaves: list[LeafRun]
 
 
 def prepare(
@@ -71,9 +69,7 @@ def prepare(
     checked and cast to ``dtype``. ``context`` prefixes error messages (e.g.
     ``"layers[2] cell_bw: "``). Nothing runs.
     """
-    return PreparedDirection(
-        cell, direction, tuple(cell._prepare(depth, batch, initial_state, dtype, context))
-    )
+    return PreparedDirection(cell, direction, cell._prepare(depth, batch, initial_state, dtype, context))
 
 
 def run(
@@ -92,13 +88,11 @@ def run(
     both directions and zero past each row's length.
     """
     results = []
-    for prepared, x in zip(layer, inputs):
-        reverse = prepared.direction is Direction.BACKWARD
+    for (cell, direction, leaves), x in zip(layer, inputs):
+        reverse = direction is Direction.BACKWARD
         finals = []
-        for leaf in prepared.leaves:
-            x, c, h = run_layer(
-                leaf.weights, x, lengths, leaf.c0, leaf.h0, time_major, reverse=reverse, precision=precision
-            )
+        for weights, c0, h0 in leaves:
+            x, c, h = run_layer(weights, x, lengths, c0, h0, time_major, reverse=reverse, precision=precision)
             finals.append((c, h))
-        results.append((x, prepared.cell._pack_final(iter(finals))))
+        results.append((x, cell._pack_final(iter(finals))))
     return results

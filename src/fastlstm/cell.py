@@ -50,10 +50,7 @@ class LSTMStateTuple(namedtuple("LSTMStateTuple", ("c", "h"))):
     @property
     def dtype(self) -> np.dtype:
         """The dtype shared by ``c`` and ``h``."""
-        c, h = self
-        if np.asarray(c).dtype != np.asarray(h).dtype:
-            raise TypeError(f"inconsistent internal state: {np.asarray(c).dtype} vs {np.asarray(h).dtype}")
-        return np.asarray(c).dtype
+        return check.state_dtype(*self)
 
 
 def glorot_uniform(shape: tuple, dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
@@ -359,13 +356,14 @@ class _LSTMBase(RNNCell):
     def _prepare(
         self, depth: int, batch: int, initial_state: Any, dtype: np.dtype, context: str
     ) -> list[LeafRun]:
-        with _BUILD_LOCK:  # concurrent first calls must all see the one set of weights
-            if not self.built:
-                self.build(depth)
-            else:
-                check.input_depth(depth, self.input_size, context)
-            weights = self._weights(dtype)
+        weights = self._per_dtype.get(dtype)
+        if weights is None:  # a first run (in this dtype): concurrent ones must all see one set of weights
+            with _BUILD_LOCK:
+                if not self.built:
+                    self.build(depth)
+                weights = self._weights(dtype)
         units, out_depth = self.num_units, self._out_depth
+        check.input_depth(depth, weights.kernel.shape[0] - out_depth, context)  # the built input size
         if initial_state is None:
             c0 = np.zeros((batch, units), dtype)
             h0 = np.zeros((batch, out_depth), dtype)
