@@ -192,39 +192,39 @@ def _dp_step(acc, product):
 
     ``acc`` float32, ``product`` the exact float64 product of two bfloat16
     numbers.  Signed zeros and NaN as the instruction gives them (``x * 0.0``
-    keeps the sign; the comparisons are false for NaN).
+    keeps the sign; the comparisons are false for NaN).  Selects, no branches,
+    so that loops of it vectorise.
     """
     start = acc if abs(acc) >= _TINY else acc * np.float32(0.0)
     total = np.float64(start) + product
     size = abs(total)
-    if size >= _TINY:
-        return np.float32(total)
-    if size >= _FLUSH_BELOW:  # rounds up to the smallest normal
-        return _TINY if total > 0.0 else -_TINY
-    return np.float32(total * 0.0)
+    smallest = _TINY if total > 0.0 else -_TINY  # what a sum just below it rounds up to
+    low = smallest if size >= _FLUSH_BELOW else np.float32(total * 0.0)
+    return np.float32(total) if size >= _TINY else low
 
 
 @kernel_jit(_INLINE)
 def _emulate_columns(ab, r0, r1, w, g, c0, c1):
     """``g[r0:r1, c0:c1] += ab @ w`` by :func:`_dp_step`, pairs in increasing order, ``hi`` first.
 
-    ``w`` as :func:`pack_weights` gives it; its float32 elements are read as their bits.
+    ``w`` as :func:`pack_weights` gives it; its float32 elements are read as
+    their bits.  The loop over columns starts at 0 on slices, so no index can
+    be negative and it vectorises.
     """
     pairs = ab.shape[1]
     for r in range(r0, r1):
-        gr = g[r]
         abr = ab[r]
         for b in range(c0 // BLOCK, -(-c1 // BLOCK)):
             lo = max(c0, b * BLOCK)
-            hi = min(c1, (b + 1) * BLOCK)
+            gb = g[r, lo : min(c1, (b + 1) * BLOCK)]
             for p in range(pairs):
                 a_lo = np.float64(_float32_from_bits(abr[p] << _U16))
                 a_hi = np.float64(_float32_from_bits(abr[p] & _HIGH_HALF))
-                wp = w[b * pairs + p]
-                for c in range(lo, hi):
-                    word = _float32_bits(wp[c - b * BLOCK])
-                    acc = _dp_step(gr[c], a_hi * np.float64(_float32_from_bits(word & _HIGH_HALF)))
-                    gr[c] = _dp_step(acc, a_lo * np.float64(_float32_from_bits(word << _U16)))
+                wp = w[b * pairs + p, lo - b * BLOCK :]
+                for c in range(gb.shape[0]):
+                    word = _float32_bits(wp[c])
+                    acc = _dp_step(gb[c], a_hi * np.float64(_float32_from_bits(word & _HIGH_HALF)))
+                    gb[c] = _dp_step(acc, a_lo * np.float64(_float32_from_bits(word << _U16)))
 
 
 class _BFloat16(ir.Type):
