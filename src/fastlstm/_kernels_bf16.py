@@ -62,6 +62,7 @@ _FLUSH_BELOW = float(2.0**-126 - 2.0**-151)
 _U16 = np.uint32(16)
 _LOW_HALF = np.uint32(0xFFFF)
 _HIGH_HALF = np.uint32(0xFFFF0000)
+_MAGNITUDE = np.uint32(0x7FFFFFFF)
 _EXPONENT = np.uint32(0x7F800000)
 _MANTISSA = np.uint32(0x007FFFFF)
 _SIGN16 = np.uint32(0x8000)
@@ -420,14 +421,80 @@ def matmul_bf16_native(a, n_rows, w, g, column_tile):
     _emulate_columns(ab, 0, n_rows, w, g, blocks * BLOCK + vectors * LANES, width)
 
 
+@kernel_jit(_INLINE)
+def _is_tiny(x):
+    """1 if ``x`` is a nonzero float32 below the smallest normal (a denormal), else 0."""
+    return np.uint32(abs(x) < _TINY) & np.uint32(x != np.float32(0.0))
+
+
+@kernel_jit(_INLINE)
+def _float32_columns(ab, n_rows, w, g):
+    """``g[:n_rows] += ab @ w`` in float32 arithmetic, in :func:`_emulate_columns`' order.
+
+    A product of two bfloat16 numbers is exact in float32 unless it underflows,
+    so each step is ``VDPBF16PS``'s one rounding of the sum -- as long as no
+    product of nonzero factors falls below the smallest normal float32 (it
+    would not be exact) and no sum or starting value is a denormal (where the
+    instruction flushes, DAZ/FTZ, and float32 does not; a sum of exact
+    products and normal numbers is a multiple of 2**-149, so a sum below the
+    smallest normal that is not zero is a denormal).  Returns whether any of
+    these was met (then ``g`` is not the instruction's result).
+    """
+    pairs = ab.shape[1]
+    width = g.shape[1]
+    seen = np.uint32(0)
+    for r in range(n_rows):
+        abr = ab[r]
+        for c in range(width):
+            seen |= _is_tiny(g[r, c])
+        for b in range(-(-width // BLOCK)):
+            gb = g[r, b * BLOCK : min(width, (b + 1) * BLOCK)]
+            for p in range(pairs):
+                a_hi_bits = abr[p] & _HIGH_HALF
+                a_lo_bits = np.uint32(abr[p] << _U16)
+                a_hi = _float32_from_bits(a_hi_bits)
+                a_lo = _float32_from_bits(a_lo_bits)
+                a_hi_nonzero = np.uint32(a_hi_bits & _MAGNITUDE != 0)
+                a_lo_nonzero = np.uint32(a_lo_bits & _MAGNITUDE != 0)
+                wp = w[b * pairs + p]
+                flags = np.uint32(0)
+                for c in range(gb.shape[0]):
+                    word = _float32_bits(wp[c])
+                    hi = word & _HIGH_HALF
+                    lo = np.uint32(word << _U16)
+                    product_hi = a_hi * _float32_from_bits(hi)
+                    after_hi = gb[c] + product_hi
+                    product_lo = a_lo * _float32_from_bits(lo)
+                    after_lo = after_hi + product_lo
+                    gb[c] = after_lo
+                    small_hi = (
+                        np.uint32(abs(product_hi) < _TINY) & np.uint32(hi & _MAGNITUDE != 0) & a_hi_nonzero
+                    )
+                    small_lo = (
+                        np.uint32(abs(product_lo) < _TINY) & np.uint32(lo & _MAGNITUDE != 0) & a_lo_nonzero
+                    )
+                    flags |= small_hi | small_lo | _is_tiny(after_hi) | _is_tiny(after_lo)
+                seen |= flags
+    return seen != 0
+
+
 @kernel_jit(_OPTIONS)
 def matmul_bf16_emulated(a, n_rows, w, g, column_tile):
-    """:func:`matmul_bf16_native`'s results, bit for bit, on any CPU (float64 arithmetic)."""
+    """:func:`matmul_bf16_native`'s results, bit for bit, on any CPU.
+
+    In float32 arithmetic (:func:`_float32_columns`, vectorised); when a
+    denormal turns up, again from a copy of ``g`` in float64 arithmetic
+    (:func:`_emulate_columns`, slower), which follows the instruction's
+    flushes exactly.
+    """
     width = g.shape[1]
     if width == 0:
         return
     ab = _pack_rows(a, n_rows, w.shape[0] // -(-width // BLOCK))
-    _emulate_columns(ab, 0, n_rows, w, g, 0, width)
+    start = g[:n_rows].copy()
+    if _float32_columns(ab, n_rows, w, g):
+        g[:n_rows] = start
+        _emulate_columns(ab, 0, n_rows, w, g, 0, width)
 
 
 matmul_accumulate_bf16 = matmul_bf16_native if HAS_AVX512_BF16 else matmul_bf16_emulated
