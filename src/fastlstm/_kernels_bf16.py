@@ -18,12 +18,16 @@ lane, with the pair ``(lo, hi)`` = elements ``(2p, 2p + 1)`` along ``k``::
 DAZ: a denormal input counts as a zero of its sign; FTZ: a result that is
 below the smallest normal float32 *after* rounding to 24 bits with an
 unbounded exponent becomes a zero of its sign; RNE: round to nearest even,
-whatever MXCSR says.  A product of two bfloat16 numbers has at most 16
-significant bits, so it is exact in float64; the emulation
-(:func:`_dp_step`) adds in float64 and rounds once to float32 (double
-rounding from 53 to 24 bits is innocuous for a sum of two such numbers),
-with the FTZ threshold applied before rounding.  NaN stays NaN; its payload
-may differ between the two paths.
+whatever MXCSR says.
+
+The emulation (:func:`matmul_bf16_emulated`) first computes in float32: a
+product of two bfloat16 numbers (at most 16 significant bits) is exact there
+unless it underflows, so each addition is the instruction's one rounding while
+no denormal or underflowing product appears (:func:`_float32_columns` checks).
+If one does, it starts again in float64 (:func:`_dp_step`): the product is
+exact, the sum rounds once to float32 (double rounding from 53 to 24 bits is
+innocuous for a sum of two such numbers), DAZ and FTZ are applied as written
+above.  NaN stays NaN; its payload may differ between the paths.
 
 Element ``g[r, n]`` gets the pairs in increasing ``p``, ``hi`` before ``lo``,
 on every path (register tiles, column remainders, emulation), so a row's
@@ -60,7 +64,6 @@ _TINY = np.float32(np.finfo(np.float32).tiny)  # 2**-126, the smallest normal fl
 # Below this a sum rounds (to 24 bits, unbounded exponent) to a denormal: FTZ flushes it.
 _FLUSH_BELOW = float(2.0**-126 - 2.0**-151)
 _U16 = np.uint32(16)
-_LOW_HALF = np.uint32(0xFFFF)
 _HIGH_HALF = np.uint32(0xFFFF0000)
 _MAGNITUDE = np.uint32(0x7FFFFFFF)
 _EXPONENT = np.uint32(0x7F800000)
