@@ -30,6 +30,19 @@ ACTIVATIONS = {
 }
 
 
+# Gate activations (``recurrent_activation``); ONNX's HardSigmoid(a, b) is hard_sigmoid_onnx(a, b).
+RECURRENT_ACTIVATIONS = {
+    "sigmoid": _sigmoid,
+    "hard_sigmoid": lambda x: np.clip(0.2 * x + 0.5, 0.0, 1.0),
+    "keras3_hard_sigmoid": lambda x: np.minimum(np.maximum(x + 3.0, 0.0), 6.0) / 6.0,
+}
+
+
+def hard_sigmoid_onnx(alpha, beta):
+    """ONNX's HardSigmoid: min(max(alpha * x + beta, 0), 1)."""
+    return lambda x: np.minimum(np.maximum(alpha * x + beta, 0.0), 1.0)
+
+
 def lstm_step(
     x,
     c,
@@ -42,29 +55,44 @@ def lstm_step(
     cell_clip=None,
     projection=None,
     proj_clip=None,
+    recurrent_activation="sigmoid",
+    gate_clip=None,
     operand_rounding=None,
 ):
     """One step of TF's LSTMCell (BasicLSTMCell when the extras are None) for one row.
 
+    ``recurrent_activation`` (a name or a function) replaces the sigmoid of the
+    gates i, f, o. ``gate_clip`` is ONNX's ``clip``: every activation's input
+    (i, f, o with bias, forget_bias and peephole terms, and j) is clamped to
+    [-gate_clip, gate_clip]; the cell state given to ``activation`` is not.
     ``operand_rounding`` (e.g. :func:`bf16`) is applied to the left operand of
     each matrix product, ``[x, h]`` and the projection's input; the caller
     rounds the weights.
     """
     act = ACTIVATIONS[activation] if isinstance(activation, str) else activation
+    gate = (
+        RECURRENT_ACTIVATIONS[recurrent_activation]
+        if isinstance(recurrent_activation, str)
+        else recurrent_activation
+    )
     rounded = (lambda v: v) if operand_rounding is None else operand_rounding
+
+    def bound(v):
+        return v if gate_clip is None else np.clip(v, -gate_clip, gate_clip)
+
     z = rounded(np.concatenate([x, h])) @ kernel + bias
     i, j, f, o = np.split(z, 4)
+    f_in = f + forget_bias
+    i_in = i
     if peepholes is not None:
         w_i, w_f, _ = peepholes
-        new_c = _sigmoid(f + forget_bias + w_f * c) * c + _sigmoid(i + w_i * c) * act(j)
-    else:
-        new_c = c * _sigmoid(f + forget_bias) + _sigmoid(i) * act(j)
+        f_in = f_in + w_f * c
+        i_in = i_in + w_i * c
+    new_c = gate(bound(f_in)) * c + gate(bound(i_in)) * act(bound(j))
     if cell_clip is not None:
         new_c = np.clip(new_c, -cell_clip, cell_clip)
-    if peepholes is not None:
-        m = _sigmoid(o + peepholes[2] * new_c) * act(new_c)
-    else:
-        m = act(new_c) * _sigmoid(o)
+    o_in = o if peepholes is None else o + peepholes[2] * new_c
+    m = gate(bound(o_in)) * act(new_c)
     if projection is not None:
         m = rounded(m) @ projection
         if proj_clip is not None:

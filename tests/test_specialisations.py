@@ -1,6 +1,7 @@
 """Issue 7: changing dtype, activation, cell options or input layout never adds kernel
 specialisations beyond one per dtype (each would cost seconds of compile time and its own
-cache entry)."""
+cache entry). Issue 13: neither do the gate activations and gate_clip (counted on the three
+gate kernels of those families the variants below use)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from fastlstm._runner import run_layer
 KERNELS = {
     "matmul_accumulate": _kernels.matmul_accumulate,
     **{f"gates/{code}": kernel for code, kernel in _kernels.GATE_KERNELS.items()},
+    "gates/tanh_hard": _kernels.lstm_gates_tanh_hard,
+    "gates/relu_hard": _kernels.lstm_gates_relu_hard,
+    "gates/tanh_clipped": _kernels.lstm_gates_tanh_clipped,
     "run_block": _kernels.run_block,
     "lstm_layer": _kernels.lstm_layer,
     "lstm_layer_serial": _kernels.lstm_layer_serial,
@@ -51,6 +55,12 @@ def cell_variants(dtype):
     ):
         yield fastlstm.BasicLSTMCell(4, activation=activation, dtype=dtype)
     yield fastlstm.LSTMCell(4, use_peepholes=True, cell_clip=0.5, dtype=dtype)
+    yield fastlstm.BasicLSTMCell(4, recurrent_activation="hard_sigmoid", dtype=dtype)
+    yield fastlstm.BasicLSTMCell(
+        4, activation="relu", recurrent_activation=fastlstm.HardSigmoid(0.3, 0.4), dtype=dtype
+    )
+    yield fastlstm.LSTMCell(4, recurrent_activation="keras3_hard_sigmoid", num_proj=3, dtype=dtype)
+    yield fastlstm.LSTMCell(4, use_peepholes=True, gate_clip=0.6, dtype=dtype)
     yield fastlstm.LSTMCell(4, num_proj=3, proj_clip=0.2, dtype=dtype)
     yield fastlstm.MultiRNNCell([fastlstm.BasicLSTMCell(4, dtype=dtype), fastlstm.LSTMCell(3, dtype=dtype)])
 

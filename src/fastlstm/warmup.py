@@ -1,7 +1,8 @@
 """Precompile fastlstm's kernels into numba's on-disk cache.
 
 Per dtype: the matrix product, the gate math (one kernel per built-in
-activation), the block kernel, two parallel layer kernels (rows spread over
+activation and family: sigmoid gates, sigmoid gates with ``gate_clip``, hard
+sigmoid gates), the block kernel, two parallel layer kernels (rows spread over
 threads, and units spread over threads for tiny batches) and the serial one
 that processes forked from a parent running numba's threads use.  numba compiles
 a kernel the first time it runs and caches it on disk, so a process that calls
@@ -19,7 +20,7 @@ import numpy as np
 
 from . import _validation as check
 from ._runner import LayerWeights, run_layer
-from .activations import ACTIVATIONS, resolve_activation
+from .activations import ACTIVATIONS, resolve_activation, resolve_recurrent_activation
 
 __all__ = ["warmup"]
 
@@ -27,8 +28,9 @@ __all__ = ["warmup"]
 def warmup(dtypes: Iterable[Any] = ("float32", "float64")) -> dict[str, float]:
     """Compile, or load from the cache, every built-in kernel for ``dtypes``.
 
-    Covers all built-in activations, peepholes, clipping, projection, time-major
-    and reversed runs (these are run-time switches of the same kernels).
+    Covers all built-in activations and gate activations (``recurrent_activation``),
+    ``gate_clip``, peepholes, clipping, projection, time-major and reversed runs
+    (these are run-time switches of the same kernels).
     A user-defined numba activation gets a gate kernel of its own, compiled
     in each process and not cached on disk.
 
@@ -56,14 +58,22 @@ def warmup(dtypes: Iterable[Any] = ("float32", "float64")) -> dict[str, float]:
         x = np.zeros((1, 2, 2), dtype)
         state = np.zeros((1, 16), dtype)
         lengths = np.full(1, 2, dtype=np.int64)
-        for name in ACTIVATIONS:  # each built-in activation has a gate kernel of its own
-            weights = LayerWeights(
-                kernel=np.zeros((2 + 16, 64), dtype),
-                bias=np.zeros(64, dtype),
-                forget_bias=1.0,
-                activation=resolve_activation(name),
-            )
-            run_layer(weights, x, lengths, state, state, time_major=False, split_units=False)
+        # Each built-in activation has a gate kernel of its own in each of the three families.
+        families = [
+            {},
+            {"gate_clip": 1.0},
+            {"recurrent_activation": resolve_recurrent_activation("hard_sigmoid")},
+        ]
+        for name in ACTIVATIONS:
+            for family in families:
+                weights = LayerWeights(
+                    kernel=np.zeros((2 + 16, 64), dtype),
+                    bias=np.zeros(64, dtype),
+                    forget_bias=1.0,
+                    activation=resolve_activation(name),
+                    **family,
+                )
+                run_layer(weights, x, lengths, state, state, time_major=False, split_units=False)
         # the unit-split kernel, and the serial one of processes forked after numba's threads started
         run_layer(weights, x, lengths, state, state, time_major=False, split_units=True)
         run_layer(weights, x, lengths, state, state, time_major=False, serial=True)
