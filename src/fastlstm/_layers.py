@@ -33,6 +33,9 @@ class Direction(enum.Enum):
     BACKWARD = "backward"
 
 
+_BACKWARD = Direction.BACKWARD  # a module global reads faster than an enum member, on every call
+
+
 class LeafRun(NamedTuple):
     """One single-layer cell's share of a run: its weights in the run's dtype and its initial state."""
 
@@ -89,7 +92,7 @@ def run(
     """
     results = []
     for (cell, direction, leaves), x in zip(layer, inputs):
-        reverse = direction is Direction.BACKWARD
+        reverse = direction is _BACKWARD
         finals = []
         for weights, c0, h0 in leaves:
             x, c, h = run_layer(weights, x, lengths, c0, h0, time_major, reverse=reverse, precision=precision)

@@ -121,14 +121,17 @@ def _physical_memory() -> int:
         return MAX_ELEMENTS
 
 
-def check_size(shape: tuple[int, ...], what: str, itemsize: int = 8) -> None:
+def check_size(shape: tuple[int, ...], what: str, itemsize: int = 8, elements: int | None = None) -> None:
     """Refuse shapes whose element count overflows, or whose bytes exceed the machine's memory.
 
-    Called before anything of that shape is allocated.
+    Called before anything of that shape is allocated. ``elements``, when the
+    caller has it, is the exact product of ``shape`` (a Python int).
     """
-    total = 1
-    for extent in shape:
-        total *= int(extent)
+    total = elements
+    if total is None:
+        total = 1
+        for extent in shape:
+            total *= int(extent)
     if total > MAX_ELEMENTS:
         raise ValueError(f"{what} of shape {tuple(shape)} has {total} elements: too large to allocate")
     nbytes = total * itemsize
@@ -458,9 +461,10 @@ def run_inputs(
     """
     array = inputs_3d(inputs, time_major)
     max_time, batch = (array.shape[0], array.shape[1]) if time_major else (array.shape[1], array.shape[0])
-    check_size(array.shape, "inputs", dtype.itemsize)
-    check_size((batch, max_time, output_depth), "outputs", dtype.itemsize)
-    check_size((batch,), "sequence_length", 8)
+    check_size(array.shape, "inputs", dtype.itemsize, array.size)
+    outputs = batch * max_time * int(output_depth)
+    check_size((batch, max_time, output_depth), "outputs", dtype.itemsize, outputs)
+    check_size((batch,), "sequence_length", 8, batch)
     lengths = sequence_lengths(sequence_length, batch, max_time)
     return as_kernel_array(array, dtype), lengths
 

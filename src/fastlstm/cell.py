@@ -379,7 +379,8 @@ class _LSTMBase(RNNCell):
         return [LeafRun(weights, c0, h0)]
 
     def _pack_final(self, finals: Iterator[tuple[np.ndarray, np.ndarray]]) -> LSTMStateTuple | np.ndarray:
-        return self._pack_state(*next(finals))
+        c, h = next(finals)
+        return self._pack_state(c, h)
 
     def __repr__(self) -> str:
         config = {**self.get_config(), "activation": self._activation.name}
