@@ -188,6 +188,7 @@ class LSTMModel:
         sequence_length: Any = None,
         initial_state: Sequence[Any] | None = None,
         time_major: bool = False,
+        precision: str = "float32",
     ) -> tuple[np.ndarray, tuple]:
         """Run the model over a batch of sequences.
 
@@ -204,6 +205,9 @@ class LSTMModel:
             :attr:`dtype`.
         time_major : bool, default False
             Layout of ``inputs`` and ``outputs``.
+        precision : {"float32", "bfloat16"}, default "float32"
+            Precision of every layer's matrix products, as in
+            :func:`fastlstm.dynamic_rnn`; ``"bfloat16"`` needs a float32 model.
 
         Returns
         -------
@@ -222,6 +226,7 @@ class LSTMModel:
             Non-numeric inputs, lengths or states.
         """
         dtype = self._dtype
+        precision = check.precision(precision, dtype, "the model is float64: build it in float32")
         x, lengths = check.run_inputs(inputs, sequence_length, time_major, dtype, self.output_size)
         batch, depth = lengths.shape[0], x.shape[2]
         prepared = []
@@ -239,7 +244,7 @@ class LSTMModel:
             depth = _output_size(layer)
         final_states = []
         for layer in prepared:
-            results = _layers.run(layer, (x,) * len(layer), lengths, time_major)
+            results = _layers.run(layer, (x,) * len(layer), lengths, time_major, precision)
             if len(results) == 1:
                 ((x, state),) = results
                 final_states.append(state)
