@@ -57,6 +57,7 @@ def lstm_step(
     proj_clip=None,
     recurrent_activation="sigmoid",
     gate_clip=None,
+    operand_rounding=None,
 ):
     """One step of TF's LSTMCell (BasicLSTMCell when the extras are None) for one row.
 
@@ -64,6 +65,9 @@ def lstm_step(
     gates i, f, o. ``gate_clip`` is ONNX's ``clip``: every activation's input
     (i, f, o with bias, forget_bias and peephole terms, and j) is clamped to
     [-gate_clip, gate_clip]; the cell state given to ``activation`` is not.
+    ``operand_rounding`` (e.g. :func:`bf16`) is applied to the left operand of
+    each matrix product, ``[x, h]`` and the projection's input; the caller
+    rounds the weights.
     """
     act = ACTIVATIONS[activation] if isinstance(activation, str) else activation
     gate = (
@@ -71,11 +75,12 @@ def lstm_step(
         if isinstance(recurrent_activation, str)
         else recurrent_activation
     )
+    rounded = (lambda v: v) if operand_rounding is None else operand_rounding
 
     def bound(v):
         return v if gate_clip is None else np.clip(v, -gate_clip, gate_clip)
 
-    z = np.concatenate([x, h]) @ kernel + bias
+    z = rounded(np.concatenate([x, h])) @ kernel + bias
     i, j, f, o = np.split(z, 4)
     f_in = f + forget_bias
     i_in = i
@@ -89,7 +94,7 @@ def lstm_step(
     o_in = o if peepholes is None else o + peepholes[2] * new_c
     m = gate(bound(o_in)) * act(new_c)
     if projection is not None:
-        m = m @ projection
+        m = rounded(m) @ projection
         if proj_clip is not None:
             m = np.clip(m, -proj_clip, proj_clip)
     return new_c, m
@@ -173,3 +178,18 @@ def dense(x, kernel, bias=None, activation="linear"):
         e = np.exp(z - z.max(axis=-1, keepdims=True))
         return e / e.sum(axis=-1, keepdims=True)
     return ACTIVATIONS[activation](z)
+
+
+def bf16(x):
+    """float64 values rounded to the nearest bfloat16 (8 significant bits, ties to even).
+
+    As fastlstm's bfloat16 mode rounds: through float32 first; magnitudes
+    below 2**-126 become zeros of their sign.
+    """
+    x = np.asarray(x, np.float64).astype(np.float32).astype(np.float64)
+    out = x.copy()
+    normal = np.isfinite(x) & (np.abs(x) >= 2.0**-126)
+    ulp = np.exp2(np.floor(np.log2(np.abs(x[normal]))) - 7)
+    out[normal] = np.round(x[normal] / ulp) * ulp  # np.round rounds halves to even
+    out[np.isfinite(x) & ~normal] *= 0.0
+    return out

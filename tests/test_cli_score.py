@@ -179,6 +179,38 @@ def test_dtype_float64_and_odd_layouts(data, tmp_path, capsys):
     assert written.dtype == np.float64 and np.array_equal(written, reference)
 
 
+@pytest.mark.parametrize("name", ["cell", "model"])
+def test_precision_bfloat16(data, tmp_path, capsys, name):
+    """--precision bfloat16: the numbers of the API's precision="bfloat16", float32 outputs."""
+    folder, x, lengths = data["folder"], data["x"], data["lengths"]
+    obj = data["models"][name]
+    args = [folder / f"{name}.npz", folder / "x.npy", "--lengths", folder / "lengths.npy", "--batch-size", 16]
+    assert score(capsys, *args, "-o", tmp_path / "seq.npy", "--precision", "bfloat16")[0] == 0
+    if isinstance(obj, fastlstm.LSTMModel):
+        outputs, _ = obj(x, sequence_length=lengths, precision="bfloat16")
+    else:
+        outputs, _ = fastlstm.dynamic_rnn(obj, x, sequence_length=lengths, precision="bfloat16")
+    written = np.load(tmp_path / "seq.npy")
+    assert written.dtype == np.float32 and np.array_equal(written, outputs)
+    assert not np.array_equal(written, expected(obj, x, lengths)[0])
+
+
+def test_precision_bfloat16_with_dtype_float64_is_an_error(data, tmp_path, capsys):
+    code, _, err = score(
+        capsys,
+        data["folder"] / "cell.npz",
+        data["folder"] / "x.npy",
+        "-o",
+        tmp_path / "o.npy",
+        "--precision",
+        "bfloat16",
+        "--dtype",
+        "float64",
+    )
+    assert code == 2 and "--precision bfloat16 computes in float32" in err and err.count("\n") == 1
+    assert not (tmp_path / "o.npy").exists()
+
+
 def test_empty_input(data, tmp_path, capsys):
     np.save(tmp_path / "x.npy", np.zeros((0, T, DEPTH), np.float32))
     assert (

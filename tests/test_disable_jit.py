@@ -37,6 +37,13 @@ def cases():
         wide = fastlstm.BasicLSTMCell(128, dtype=dtype)  # one row: the unit-split path
         wide.build(3, seed=5)
         results[dtype + "/wide"] = fastlstm.dynamic_rnn(wide, x[:1], [4])[0]
+    # bfloat16 products: the emulation, with a projection, and the unit-split path
+    full = fastlstm.LSTMCell(6, use_peepholes=True, cell_clip=0.5, num_proj=4, proj_clip=0.3)
+    full.build(3, seed=3)
+    results["float32/bf16"] = fastlstm.dynamic_rnn(full, x, lengths, precision="bfloat16")[0]
+    wide = fastlstm.BasicLSTMCell(128)
+    wide.build(3, seed=5)
+    results["float32/bf16_wide"] = fastlstm.dynamic_rnn(wide, x[:1], [4], precision="bfloat16")[0]
     return results
 """
 

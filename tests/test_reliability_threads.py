@@ -4,7 +4,7 @@ the cores of a small CI machine -- in a subprocess); concurrent calls from Pytho
 shared cells give the serial results; the kernels release the GIL.
 
 The probe rows below sit alone, in tiny batches (1 to 5 rows) and in batches of 17, 64 and 130
-rows, at different positions, batch- and time-major. The cells here never take the kernel that
+rows, at different positions, batch- and time-major; float32 cells also run with bfloat16 products. The cells here never take the kernel that
 splits units across threads for tiny batches (it needs >= 8 units per thread and no
 projection): that kernel is not yet bitwise equal to the row kernel (see the issue 6 report);
 it is exercised for thread safety in the concurrency test, against a reference per thread count.
@@ -115,6 +115,15 @@ def run_all():
         )
         runs["bidi_fw"] = (fw, [sfw.c, sfw.h])
         runs["bidi_bw"] = (bw, [sbw.c, sbw.h])
+        for name in ("basic12_f32", "lstm40_peep_clip_proj_f32"):  # bfloat16 products
+            outputs, state = fastlstm.dynamic_rnn(
+                all_cells[name],
+                inputs.astype(np.float32),
+                lengths,
+                time_major=time_major,
+                precision="bfloat16",
+            )
+            runs[f"{name}_bf16"] = (outputs, [state.c, state.h])
         for name, (outputs, states) in runs.items():
             outputs = outputs.transpose(1, 0, 2) if time_major else outputs
             for probe, pos in enumerate(positions):

@@ -96,9 +96,15 @@ class LayerArrays(NamedTuple):
 
 
 class CellArrays(NamedTuple):
-    """A cell's weights as :func:`run_block` reads them (all in the weights' dtype)."""
+    """A cell's weights as :func:`run_block` reads them (all in the weights' dtype).
 
-    kernel: np.ndarray  # [depth + out_depth, 4 * units]
+    ``w_x``, ``w_h`` and ``projection`` are the matrix product's operands: views
+    of the kernel, or with bfloat16 products ``_kernels_bf16.pack_weights`` of
+    each (typed like the float32 matrices, so no new specialisation).
+    """
+
+    w_x: np.ndarray  # [depth, 4 * units]: the kernel's input rows
+    w_h: np.ndarray  # [out_depth, 4 * units]: the kernel's recurrent rows
     bias: np.ndarray  # [4 * units]
     peepholes: np.ndarray  # [3, units]: w_i_diag, w_f_diag, w_o_diag (zeros without peepholes)
     projection: np.ndarray  # [units, out_depth] ([1, 1] zeros without projection)
@@ -1073,9 +1079,11 @@ def run_block(block_start, block_stop, calls, layer, weights, gate, tiling):
     (each weight row is reused across all of them); then each step adds
     ``h @ W_h`` for the running rows and applies the gate math.
     ``tiling = [column_tile, chunk_rows]`` bounds the cache footprint.  The
-    products and the gate math are :func:`matmul_accumulate` and the cell's
-    gate kernel (one of :data:`GATE_KERNELS`, or a user activation's), called
-    at the addresses in ``calls`` (a :class:`KernelCalls`).
+    products and the gate math are :func:`matmul_accumulate` (or the bfloat16
+    product of ``_kernels_bf16``, which takes ``w_x``, ``w_h`` and
+    ``projection`` in its packed form) and the cell's gate kernel (one of
+    :data:`GATE_KERNELS`, or a user activation's), called at the addresses in
+    ``calls`` (a :class:`KernelCalls`).
     """
     x = layer.x
     lengths = layer.lengths
@@ -1089,10 +1097,9 @@ def run_block(block_start, block_stop, calls, layer, weights, gate, tiling):
     out_depth = layer.h0.shape[1]
     column_tile = tiling[0]
     chunk_steps = max(1, tiling[1] // max(n, 1))
-    kernel = weights.kernel
-    w_x = kernel[:depth]
-    w_h = kernel[depth:]
-    dtype = kernel.dtype
+    w_x = weights.w_x
+    w_h = weights.w_h
+    dtype = weights.bias.dtype
     x_rows = np.empty((chunk_steps * n, depth), dtype=dtype)
     gates = np.empty((chunk_steps * n, 4 * units), dtype=dtype)
     chunk_start = np.empty(chunk_steps + 1, dtype=np.int64)

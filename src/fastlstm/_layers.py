@@ -80,20 +80,22 @@ def run(
     inputs: Sequence[np.ndarray],
     lengths: np.ndarray,
     time_major: bool,
+    precision: str = "float32",
 ) -> list[tuple[np.ndarray, Any]]:
     """Run the directions of a layer; ``(outputs, final_state)`` for each, in order.
 
     ``inputs`` holds one kernel-ready array per direction (C-contiguous in that
     direction's dtype, ``[batch, max_time, depth]`` or time-major);
-    ``lengths`` int64 ``[batch]``. Outputs are in input time order for both
-    directions and zero past each row's length.
+    ``lengths`` int64 ``[batch]``; ``precision`` that of the matrix products
+    (``"bfloat16"``: float32 runs only). Outputs are in input time order for
+    both directions and zero past each row's length.
     """
     results = []
     for (cell, direction, leaves), x in zip(layer, inputs):
         reverse = direction is _BACKWARD
         finals = []
         for weights, c0, h0 in leaves:
-            x, c, h = run_layer(weights, x, lengths, c0, h0, time_major, reverse=reverse)
+            x, c, h = run_layer(weights, x, lengths, c0, h0, time_major, reverse=reverse, precision=precision)
             finals.append((c, h))
         results.append((x, cell._pack_final(iter(finals))))
     return results

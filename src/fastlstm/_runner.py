@@ -43,7 +43,7 @@ SPLIT_UNITS_MIN_STEP_MACS = 2**16
 _custom_gates: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # Set in a process forked after numba's OpenMP threads started: no parallel kernel may run here.
 _forked_from_openmp = False
-# What the kernels need of a LayerWeights, made on its first run (see kernel_inputs).
+# What the kernels need of a LayerWeights, by precision, made on its first run in it (see kernel_inputs).
 _kernel_inputs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _split_weights: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -133,24 +133,47 @@ class KernelInputs:
     gates_kernel: Callable  # keeps a user activation's kernel (and so its address) alive
 
 
-def kernel_inputs(weights: LayerWeights) -> KernelInputs:
-    """The records and kernel addresses for ``weights``; made once per ``weights`` object.
+def _product_kernel(precision: str) -> tuple[Callable, Callable | None]:
+    """The matrix product kernel of ``precision`` and how it wants the weights (None: as they are).
+
+    The bfloat16 module is imported on first use, so float32 runs never load or compile it.
+    """
+    if precision == "bfloat16":
+        from . import _kernels_bf16
+
+        return _kernels_bf16.matmul_accumulate_bf16, _kernels_bf16.pack_weights
+    return _kernels.matmul_accumulate, None
+
+
+def kernel_inputs(weights: LayerWeights, precision: str = "float32") -> KernelInputs:
+    """The records and kernel addresses for ``weights``; made once per ``weights`` object and precision.
 
     Every kernel address the layer kernels use is looked up here (matrix product and
     gate math) or, for the layer kernels' own block and step functions, from the
     records they pass, so a record's field types are always the ones compiled for:
     C-contiguous arrays and scalars in the weights' dtype, bools, int64 addresses.
+    With ``precision="bfloat16"`` (float32 weights) the product operands are the
+    kernel's and projection's bfloat16 packing, rounded here once (a cell's
+    ``LayerWeights`` lives as long as its weights do); they have the float32
+    matrices' types, so the layer kernels are the float32 ones.
     """
-    inputs = _kernel_inputs.get(weights)
+    by_precision = _kernel_inputs.get(weights)
+    if by_precision is None:
+        by_precision = _kernel_inputs.setdefault(weights, {})
+    inputs = by_precision.get(precision)
     if inputs is not None:
         return inputs
     dtype = weights.kernel.dtype
     scalar = dtype.type
     inf = np.inf
+    matmul, pack = _product_kernel(precision)
+    operand = (lambda matrix: matrix) if pack is None else pack
+    depth = weights.in_depth
     peepholes = weights.peepholes if weights.peepholes is not None else np.zeros((3, weights.units), dtype)
-    projection = weights.projection if weights.projection is not None else np.zeros((1, 1), dtype)
+    projection = operand(weights.projection) if weights.projection is not None else np.zeros((1, 1), dtype)
     cell = CellArrays(
-        kernel=weights.kernel,
+        w_x=operand(weights.kernel[:depth]),
+        w_h=operand(weights.kernel[depth:]),
         bias=weights.bias,
         peepholes=peepholes,
         projection=projection,
@@ -170,11 +193,11 @@ def kernel_inputs(weights: LayerWeights) -> KernelInputs:
     gates = gates_kernel(weights.activation, gate_family(weights))
     matrix = np.empty((0, 0), dtype)
     calls = KernelCalls(
-        matmul=native_address(_kernels.matmul_accumulate, (matrix, 0, matrix, matrix, 0)),
+        matmul=native_address(matmul, (matrix, 0, matrix, matrix, 0)),
         gates=native_address(gates, (matrix, 0, matrix, matrix, matrix, gate)),
     )
     inputs = KernelInputs(cell=cell, gate=gate, calls=calls, gates_kernel=gates)
-    _kernel_inputs[weights] = inputs
+    by_precision[precision] = inputs
     return inputs
 
 
@@ -215,13 +238,24 @@ def use_split_units(weights: LayerWeights, batch: int, n_workers: int) -> bool:
     )
 
 
-def split_weights(weights: LayerWeights, n_parts: int) -> SplitWeights:
+def split_weights(weights: LayerWeights, n_parts: int, precision: str = "float32") -> SplitWeights:
     """Weights regrouped by unit part for :func:`_kernels.lstm_layer_split_units`.
 
     Part ``p`` holds the gate columns (i, j, f, o) of units ``[p * u, (p + 1) * u)``,
-    ``u = ceil(units / n_parts)``, zero-padded past ``units``.
+    ``u = ceil(units / n_parts)``, zero-padded past ``units``.  With
+    ``precision="bfloat16"`` each part's ``w_x`` and ``w_h`` are packed as
+    :func:`kernel_inputs` packs a cell's.
     """
     cached = _split_weights.setdefault(weights, {})
+    _, pack = _product_kernel(precision)
+    if pack is not None:
+        if (n_parts, precision) not in cached:
+            split = split_weights(weights, n_parts)
+            cached[n_parts, precision] = split._replace(
+                w_x=np.stack([pack(part) for part in split.w_x]),
+                w_h=np.stack([pack(part) for part in split.w_h]),
+            )
+        return cached[n_parts, precision]
     if n_parts not in cached:
         units, depth = weights.units, weights.in_depth
         part_units = -(-units // n_parts)
@@ -257,6 +291,7 @@ def run_layer(
     reverse: bool = False,
     split_units: bool | None = None,
     serial: bool = False,
+    precision: str = "float32",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run one layer; returns ``(outputs, c_final, h_final)``.
 
@@ -267,7 +302,9 @@ def run_layer(
     ``split_units`` picks the kernel (None: :func:`use_split_units` decides);
     both give bitwise the same results.  ``serial`` runs the blocks one after
     the other on the calling thread (same bits), as every call does in a
-    process forked after numba's OpenMP threads started.
+    process forked after numba's OpenMP threads started.  ``precision=
+    "bfloat16"`` (float32 weights only) runs the matrix products in bfloat16
+    (``_kernels_bf16``): the same layer kernels, another product kernel.
     """
     serial = serial or _forked_from_openmp
     dtype = weights.kernel.dtype
@@ -303,11 +340,11 @@ def run_layer(
         c_final=c_final,
         h_final=h_final,
     )
-    inputs = kernel_inputs(weights)
+    inputs = kernel_inputs(weights, precision)
     if serial:
         _run_rows_spread(inputs, layer, tiling, 1, serial=True)
     elif split_units or (split_units is None and use_split_units(weights, batch, n_workers)):
-        _run_units_split(weights, inputs, layer, tiling, n_workers)
+        _run_units_split(weights, inputs, layer, tiling, n_workers, precision)
     else:
         _run_rows_spread(inputs, layer, tiling, n_workers)
     return out, c_final, h_final
@@ -331,14 +368,19 @@ def _run_rows_spread(
 
 
 def _run_units_split(
-    weights: LayerWeights, inputs: KernelInputs, layer: LayerArrays, tiling: np.ndarray, n_workers: int
+    weights: LayerWeights,
+    inputs: KernelInputs,
+    layer: LayerArrays,
+    tiling: np.ndarray,
+    n_workers: int,
+    precision: str,
 ) -> None:
     """One block, the units split over the workers: :func:`_kernels.lstm_layer_split_units`."""
     dtype = weights.kernel.dtype
     batch = layer.lengths.shape[0]
     units, depth = weights.units, weights.in_depth
     n_parts = max(n_workers, 2)
-    split = split_weights(weights, n_parts)
+    split = split_weights(weights, n_parts, precision)
     part_units = split.peepholes.shape[2]
     chunk_steps = max(1, int(tiling[1]) // batch)
     work = SplitWork(

@@ -435,6 +435,22 @@ def pair_state(state: Any, k: int) -> tuple:
 
 
 # -- the inputs of a run -----------------------------------------------------------------------------
+PRECISIONS = ("float32", "bfloat16")
+
+
+def precision(value: Any, dtype: np.dtype, fix: str) -> str:
+    """The precision of a run's matrix products, ``"float32"`` or ``"bfloat16"``.
+
+    bfloat16 products accumulate in float32 and the state stays float32, so
+    the run's dtype must be float32; ``fix`` says how to get there.
+    """
+    if not isinstance(value, str) or value not in PRECISIONS:
+        raise ValueError(f"precision must be 'float32' or 'bfloat16', got {value!r}")
+    if value == "bfloat16" and dtype != np.float32:
+        raise ValueError(f"precision='bfloat16' computes in float32, but this run's dtype is {dtype}; {fix}")
+    return value
+
+
 def run_inputs(
     inputs: Any, sequence_length: Any, time_major: bool, dtype: np.dtype, output_depth: int
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -367,10 +367,12 @@ class _ModelPlugin(distributed.WorkerPlugin):
         self.model = model
 
 
-def _score_on_worker(name: str, inputs: np.ndarray, lengths: np.ndarray, layout: ThreadLayout) -> BatchResult:
+def _score_on_worker(
+    name: str, inputs: np.ndarray, lengths: np.ndarray, layout: ThreadLayout, precision: str
+) -> BatchResult:
     model = distributed.get_worker().plugins[name].model
     with using_numba_threads(layout.here()):
-        return run_batch(model, inputs, lengths)
+        return run_batch(model, inputs, lengths, precision)
 
 
 def score_batches(
@@ -379,6 +381,7 @@ def score_batches(
     batches: Iterable[tuple[np.ndarray, np.ndarray]],
     numba_threads: int | None = None,
     max_in_flight: int | None = None,
+    precision: str = "float32",
 ) -> Iterator[tuple[np.ndarray, BatchResult]]:
     """Score ``(inputs, lengths)`` batches on a cluster; yield ``(lengths, result)`` in input order.
 
@@ -399,6 +402,8 @@ def score_batches(
         numba threads per task; by default :func:`thread_layout` of the cluster.
     max_in_flight : int, optional
         Default: twice the cluster's Dask threads.
+    precision : {"float32", "bfloat16"}, default "float32"
+        Precision of the matrix products (``"bfloat16"``: a float32 model).
 
     Yields
     ------
@@ -417,7 +422,7 @@ def score_batches(
             # can run again elsewhere; the warning about large graphs does not apply.
             threshold = max(10 * 2**20, 4 * (inputs.nbytes + lengths.nbytes))
             with dask.config.set({"distributed.admin.large-graph-warning-threshold": threshold}):
-                future = client.submit(_score_on_worker, name, inputs, lengths, layout, pure=False)
+                future = client.submit(_score_on_worker, name, inputs, lengths, layout, precision, pure=False)
             pending.append((lengths, future))
             while len(pending) >= max_in_flight:
                 done_lengths, done = pending.popleft()

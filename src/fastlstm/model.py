@@ -320,6 +320,7 @@ class LSTMModel:
         sequence_length: Any = None,
         initial_state: Sequence[Any] | None = None,
         time_major: bool = False,
+        precision: str = "float32",
     ) -> tuple[np.ndarray, tuple]:
         """Run the model over a batch of sequences.
 
@@ -339,6 +340,10 @@ class LSTMModel:
             :attr:`dtype`.
         time_major : bool, default False
             Layout of ``inputs`` and of per-step ``outputs``.
+        precision : {"float32", "bfloat16"}, default "float32"
+            Precision of every recurrent layer's matrix products, as in
+            :func:`fastlstm.dynamic_rnn`; ``"bfloat16"`` needs a float32 model
+            (Dense layers compute in float32).
 
         Returns
         -------
@@ -360,6 +365,7 @@ class LSTMModel:
             Non-numeric inputs (non-integer ids for an Embedding), lengths or states.
         """
         dtype = self._dtype
+        precision = check.precision(precision, dtype, "the model is float64: build it in float32")
         recurrent = self._recurrent
         embedding = self._embedding
         valid = None
@@ -400,7 +406,7 @@ class LSTMModel:
             depth = _output_size(layer)
         final_states = []
         for layer in prepared:
-            results = _layers.run(layer, (x,) * len(layer), lengths, run_time_major)
+            results = _layers.run(layer, (x,) * len(layer), lengths, run_time_major, precision)
             if len(results) == 1:
                 ((x, state),) = results
                 final_states.append(state)

@@ -15,6 +15,9 @@ from .cell import RNNCell
 __all__ = ["bidirectional_dynamic_rnn", "dynamic_rnn"]
 
 
+_FLOAT32_FIX = "pass dtype=np.float32 (and a float32 initial state, if any)"
+
+
 def _run_dtype(cell: RNNCell, initial_state: Any, dtype: Any) -> np.dtype:
     """TF's rule: the initial state's dtype wins, then ``dtype``, then the cell's."""
     if initial_state is not None:
@@ -33,6 +36,7 @@ def dynamic_rnn(
     initial_state: Any = None,
     dtype: Any = None,
     time_major: bool = False,
+    precision: str = "float32",
 ) -> tuple[np.ndarray, Any]:
     """Run ``cell`` over every sequence of a batch, like ``tf.compat.v1.nn.dynamic_rnn``.
 
@@ -58,6 +62,11 @@ def dynamic_rnn(
         Computation dtype when no initial state is given; the cell's by default.
     time_major : bool, default False
         Layout of ``inputs`` and ``outputs``.
+    precision : {"float32", "bfloat16"}, default "float32"
+        Precision of the matrix products. ``"bfloat16"`` rounds the weights
+        (once per cell) and the inputs and ``h`` of every product to bfloat16
+        and accumulates in float32; the gate math, the state and the outputs
+        stay float32 (see the README's bfloat16 section). Needs a float32 run.
 
     Returns
     -------
@@ -71,7 +80,8 @@ def dynamic_rnn(
     ------
     ValueError
         Bad shapes, lengths negative, non-integral or beyond ``max_time``, input
-        depth that differs from the cell's kernel.
+        depth that differs from the cell's kernel, an unknown ``precision`` or
+        ``"bfloat16"`` with a float64 run.
     TypeError
         Non-numeric inputs, lengths or states; a cell that is not a fastlstm cell.
 
@@ -82,11 +92,12 @@ def dynamic_rnn(
     """
     check.rnn_cell(cell, "cell", RNNCell)
     run_dtype = _run_dtype(cell, initial_state, dtype)
+    precision = check.precision(precision, run_dtype, _FLOAT32_FIX)
     x, lengths = check.run_inputs(inputs, sequence_length, time_major, run_dtype, cell.output_size)
     prepared = _layers.prepare(
         cell, Direction.FORWARD, x.shape[2], lengths.shape[0], initial_state, run_dtype
     )
-    ((outputs, state),) = _layers.run((prepared,), (x,), lengths, time_major)
+    ((outputs, state),) = _layers.run((prepared,), (x,), lengths, time_major, precision)
     return outputs, state
 
 
@@ -99,6 +110,7 @@ def bidirectional_dynamic_rnn(
     initial_state_bw: Any = None,
     dtype: Any = None,
     time_major: bool = False,
+    precision: str = "float32",
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[Any, Any]]:
     """Run ``cell_fw`` forwards and ``cell_bw`` backwards, like ``tf.compat.v1.nn.bidirectional_dynamic_rnn``.
 
@@ -126,6 +138,8 @@ def bidirectional_dynamic_rnn(
         by default.
     time_major : bool, default False
         Layout of ``inputs`` and of the outputs.
+    precision : {"float32", "bfloat16"}, default "float32"
+        Precision of both directions' matrix products, as in :func:`dynamic_rnn`.
 
     Returns
     -------
@@ -158,6 +172,7 @@ def bidirectional_dynamic_rnn(
     check.rnn_cell(cell_bw, "cell_bw", RNNCell)
     dtype_fw = _run_dtype(cell_fw, initial_state_fw, dtype)
     dtype_bw = _run_dtype(cell_bw, initial_state_bw, dtype)
+    precision = check.precision(precision, np.promote_types(dtype_fw, dtype_bw), _FLOAT32_FIX)
     depth_out = cell_fw.output_size + cell_bw.output_size
     x_fw, lengths = check.run_inputs(inputs, sequence_length, time_major, dtype_fw, depth_out)
     x_bw = (
@@ -170,5 +185,7 @@ def bidirectional_dynamic_rnn(
         _layers.prepare(cell_fw, Direction.FORWARD, depth, batch, initial_state_fw, dtype_fw, "cell_fw: "),
         _layers.prepare(cell_bw, Direction.BACKWARD, depth, batch, initial_state_bw, dtype_bw, "cell_bw: "),
     )
-    (output_fw, state_fw), (output_bw, state_bw) = _layers.run(layer, (x_fw, x_bw), lengths, time_major)
+    (output_fw, state_fw), (output_bw, state_bw) = _layers.run(
+        layer, (x_fw, x_bw), lengths, time_major, precision
+    )
     return (output_fw, output_bw), (state_fw, state_bw)

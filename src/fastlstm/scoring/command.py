@@ -103,6 +103,12 @@ def add_score_command(commands: Any) -> None:
     score.add_argument(
         "--dtype", choices=["float32", "float64"], help="computation and output dtype (default: the model's)"
     )
+    score.add_argument(
+        "--precision",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="precision of the matrix products (default: float32; bfloat16 computes in float32)",
+    )
     score.add_argument("--quiet", action="store_true", help="print nothing but errors")
     score.add_argument(
         "--scheduler",
@@ -165,6 +171,12 @@ def run_score(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.precision == "bfloat16" and args.dtype == "float64":
+        print(
+            "fastlstm score: error: --precision bfloat16 computes in float32; drop --dtype float64",
+            file=sys.stderr,
+        )
+        return 2
     show_bar = not args.quiet and sys.stderr.isatty()
     client = None
     try:
@@ -181,6 +193,7 @@ def run_score(args: argparse.Namespace) -> int:
                     batch_size=args.batch_size,
                     outputs=args.outputs,
                     dtype=args.dtype,
+                    precision=args.precision,
                     numba_threads=args.threads,
                     client=client,
                     progress=progress,

@@ -110,7 +110,9 @@ def final_sizes(obj: Scorable) -> tuple[int, int]:
     return sum(_leaf_units(cell) for cell in cells), sum(cell.output_size for cell in cells)
 
 
-def run_batch(obj: Scorable, inputs: np.ndarray, lengths: np.ndarray) -> BatchResult:
+def run_batch(
+    obj: Scorable, inputs: np.ndarray, lengths: np.ndarray, precision: str = "float32"
+) -> BatchResult:
     """Run ``obj`` over one padded batch.
 
     Parameters
@@ -120,6 +122,8 @@ def run_batch(obj: Scorable, inputs: np.ndarray, lengths: np.ndarray) -> BatchRe
         both in ``obj.dtype``.
     inputs : ndarray, shape ``[batch, max_time, input_size]``
     lengths : ndarray of int, shape ``[batch]``
+    precision : {"float32", "bfloat16"}, default "float32"
+        Precision of the matrix products.
 
     Returns
     -------
@@ -129,10 +133,10 @@ def run_batch(obj: Scorable, inputs: np.ndarray, lengths: np.ndarray) -> BatchRe
         on the last axis (as its outputs are).
     """
     if isinstance(obj, LSTMModel):
-        outputs, states = obj(inputs, sequence_length=lengths)
+        outputs, states = obj(inputs, sequence_length=lengths, precision=precision)
         top_state = states[-1]
     else:
-        outputs, top_state = dynamic_rnn(obj, inputs, sequence_length=lengths)
+        outputs, top_state = dynamic_rnn(obj, inputs, sequence_length=lengths, precision=precision)
     cells = _top_cells(obj)
     states = top_state if len(cells) == 2 else (top_state,)
     parts = [_leaf_c_h(cell, state) for cell, state in zip(cells, states)]

@@ -52,10 +52,10 @@ def load_model(path: str | os.PathLike) -> Scorable:
 
 
 def _local_results(
-    model: Scorable, source: Source, batch_size: int, dtype: np.dtype
+    model: Scorable, source: Source, batch_size: int, dtype: np.dtype, precision: str
 ) -> Iterator[tuple[np.ndarray, BatchResult]]:
     for inputs, lengths in source.batches(batch_size, dtype):
-        yield lengths, run_batch(model, inputs, lengths)
+        yield lengths, run_batch(model, inputs, lengths, precision)
 
 
 def score_file(
@@ -68,6 +68,7 @@ def score_file(
     batch_size: int = 1024,
     outputs: str = "sequences",
     dtype: Any = None,
+    precision: str = "float32",
     numba_threads: int | None = None,
     client: distributed.Client | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -95,7 +96,10 @@ def score_file(
         Sequences per batch (and per task on a cluster).
     outputs : {"sequences", "final", "both"}
     dtype : float32 or float64, optional
-        Computation and output dtype; the model's by default.
+        Computation and output dtype; the model's by default (float32 with
+        ``precision="bfloat16"``).
+    precision : {"float32", "bfloat16"}, default "float32"
+        Precision of the matrix products (see :func:`fastlstm.dynamic_rnn`).
     numba_threads : int, optional
         numba threads: of this process (restored afterwards), or per task on
         a cluster (default there: :func:`fastlstm.dask.thread_layout`).
@@ -119,9 +123,14 @@ def score_file(
     obj = load_model(model) if isinstance(model, (str, os.PathLike)) else model
     if not obj.built:
         raise ValueError("the model has no weights; build it, set its weights or load a saved one")
-    run_dtype = obj.dtype if dtype is None else np.dtype(dtype)
+    default_dtype = np.dtype(np.float32) if precision == "bfloat16" else obj.dtype
+    run_dtype = default_dtype if dtype is None else np.dtype(dtype)
     if run_dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype {run_dtype} is not supported; use float32 or float64")
+    if precision not in ("float32", "bfloat16"):
+        raise ValueError(f"precision {precision!r} is not supported; use 'float32' or 'bfloat16'")
+    if precision == "bfloat16" and run_dtype != np.float32:
+        raise ValueError(f"precision 'bfloat16' computes in float32, not {run_dtype}; leave dtype unset")
     obj = with_dtype(obj, run_dtype)
     inputs = (input_path, lengths_path, model if isinstance(model, (str, os.PathLike)) else None)
     if os.path.abspath(output_path) in {os.path.abspath(p) for p in inputs if p is not None}:
@@ -143,14 +152,16 @@ def score_file(
             run_dtype,
         ) as sink:
             if client is None:
-                results = _local_results(obj, source, batch_size, run_dtype)
+                results = _local_results(obj, source, batch_size, run_dtype, precision)
                 threads = (
                     contextlib.nullcontext() if numba_threads is None else using_numba_threads(numba_threads)
                 )
             else:
                 from ..dask import score_batches
 
-                results = score_batches(client, obj, source.batches(batch_size, run_dtype), numba_threads)
+                results = score_batches(
+                    client, obj, source.batches(batch_size, run_dtype), numba_threads, precision=precision
+                )
                 threads = contextlib.nullcontext()
             done, total = 0, int(source.lengths.shape[0])
             if progress is not None:
