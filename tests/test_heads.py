@@ -359,3 +359,49 @@ def _edited(tmp_path, edit):
 def test_load_refuses_bad_embedding_and_dense_configs(tmp_path, edit, message):
     with pytest.raises(ValueError, match=message):
         fastlstm.load(_edited(tmp_path, edit))
+
+
+# -- the kernel gathers the rows: bitwise the outputs of the gathered vectors ------------------------
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize(
+    ("path", "batch"),
+    [("projected", 5), ("gathered", 5), ("split_units", 1), ("serial", 5), ("bfloat16", 5)],
+)
+def test_token_rows_gathered_by_the_kernel_are_bitwise_the_vectors(monkeypatch, path, batch, reverse):
+    from fastlstm import _runner
+
+    cell = basic_cell(UNITS, EMBED)
+    weights = cell._weights(np.dtype(np.float32))
+    table = embedding()._table
+    ids = IDS[:batch]
+    lengths = np.array([6, 4, 0, 5, 1][:batch], np.int64)
+    c0, h0 = weights_like(batch)
+    if path == "gathered":
+        monkeypatch.setattr(_runner, "PROJECTED_TABLE_BYTES", 0)
+    options = {
+        "reverse": reverse,
+        "split_units": path == "split_units",
+        "serial": path == "serial",
+        "precision": "bfloat16" if path == "bfloat16" else "float32",
+    }
+    got = _runner.run_layer(weights, table, lengths, c0, h0, False, tokens=ids, **options)
+    want = _runner.run_layer(weights, np.ascontiguousarray(table[ids]), lengths, c0, h0, False, **options)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+    kept = _runner._projected_tables.get(weights)
+    assert (kept is not None and kept[0]() is table) == (path in ("projected", "serial"))
+
+
+def weights_like(batch):
+    return weights(20, batch, UNITS), weights(21, batch, UNITS)
+
+
+def test_projection_follows_new_weights():
+    cell = basic_cell(UNITS, EMBED)
+    emb = embedding(mask_zero=False)
+    model = fastlstm.LSTMModel([emb, cell])
+    model(IDS)
+    cell.set_weights([w * 0.5 for w in cell.get_weights()])
+    got, _ = model(IDS)
+    want, _ = fastlstm.LSTMModel([cell])(emb.embeddings[IDS])
+    np.testing.assert_array_equal(got, want)

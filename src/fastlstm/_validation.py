@@ -483,8 +483,8 @@ def step_inputs(inputs: Any, state: Any) -> np.ndarray:
 def layer_weight(value: Any, ndim: int, what: str, dtype: Any) -> np.ndarray:
     """An Embedding's or Dense layer's weight: a real array of rank ``ndim`` with no empty axis.
 
-    Copied, C-contiguous and read-only, in ``dtype`` (None: the array's own
-    float32/float64 dtype, float32 for any other real dtype).
+    Copied, C-contiguous, in ``dtype`` (None: the array's own float32/float64
+    dtype, float32 for any other real dtype).
     """
     array = real_array(value, what)
     if array.ndim != ndim or 0 in array.shape:
@@ -494,9 +494,7 @@ def layer_weight(value: Any, ndim: int, what: str, dtype: Any) -> np.ndarray:
     else:
         resolved = float_dtype(dtype)
     check_size(array.shape, what, resolved.itemsize)
-    copy = np.array(array, dtype=resolved, order="C", copy=True)
-    copy.setflags(write=False)
-    return copy
+    return np.array(array, dtype=resolved, order="C", copy=True)
 
 
 def flag(value: Any, what: str) -> bool:

@@ -52,6 +52,12 @@ DENSE_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
+def _read_only(array: np.ndarray) -> np.ndarray:
+    view = array.view()
+    view.setflags(write=False)
+    return view
+
+
 class Embedding:
     """Token ids ``[batch, time]`` to vectors: row ``id`` of ``embeddings`` (Keras' ``Embedding``).
 
@@ -87,10 +93,13 @@ class Embedding:
     ((2, 4, 2), True)
     """
 
-    __slots__ = ("_embeddings", "_mask_zero")
+    __slots__ = ("_embeddings", "_mask_zero", "_table")
 
     def __init__(self, embeddings: Any, mask_zero: bool = False, dtype: Any = None) -> None:
-        self._embeddings = check.layer_weight(embeddings, 2, "embeddings", dtype)
+        # The kernels read _table (writeable arrays are the type they are compiled for; nothing
+        # writes to it); users see a read-only view, so a projection kept of it cannot go stale.
+        self._table = check.layer_weight(embeddings, 2, "embeddings", dtype)
+        self._embeddings = _read_only(self._table)
         self._mask_zero = check.flag(mask_zero, "mask_zero")
 
     @property
@@ -163,9 +172,11 @@ class Dense:
     def __init__(
         self, kernel: Any, bias: Any = None, activation: str | None = None, dtype: Any = None
     ) -> None:
-        self._kernel = check.layer_weight(kernel, 2, "the Dense kernel", dtype)
+        self._kernel = _read_only(check.layer_weight(kernel, 2, "the Dense kernel", dtype))
         self._bias = (
-            None if bias is None else check.layer_weight(bias, 1, "the Dense bias", self._kernel.dtype)
+            None
+            if bias is None
+            else _read_only(check.layer_weight(bias, 1, "the Dense bias", self._kernel.dtype))
         )
         check.dense_bias(self._bias, self.units)
         self._activation = check.dense_activation(activation, DENSE_ACTIVATIONS)

@@ -389,9 +389,12 @@ class LSTMModel:
                         valid = None  # nothing masked
                 else:  # each row's unmasked steps first, in order: the layers skip the others
                     ids = np.take_along_axis(ids, np.argsort(~valid, axis=1, kind="stable"), axis=1)
-            x = embedding.embeddings.take(ids, axis=0)
+            x = (
+                embedding._table
+            )  # its rows are gathered by the bottom layer's kernel: no [batch, time, depth] copy
             run_time_major = False
-        batch, depth = lengths.shape[0], x.shape[2]
+        batch, depth = lengths.shape[0], x.shape[-1]
+        tokens = None if embedding is None else ids
         prepared = []
         for k, (layer, state) in enumerate(zip(recurrent, check.model_states(initial_state, len(recurrent)))):
             directions = _directions(layer)
@@ -406,7 +409,8 @@ class LSTMModel:
             depth = _output_size(layer)
         final_states = []
         for layer in prepared:
-            results = _layers.run(layer, (x,) * len(layer), lengths, run_time_major, precision)
+            results = _layers.run(layer, (x,) * len(layer), lengths, run_time_major, precision, tokens)
+            tokens = None
             if len(results) == 1:
                 ((x, state),) = results
                 final_states.append(state)
