@@ -98,6 +98,143 @@ def test_golden_files(name):
     assert all(cell.forget_bias == 0.0 for cell in cells)
 
 
+def cells_of(model):
+    return [cell for layer in model.layers for cell in (layer if isinstance(layer, tuple) else (layer,))]
+
+
+@pytest.mark.parametrize(
+    "name, options, key, gate",
+    [
+        ("hard_sigmoid.keras", {}, "outputs", "keras3_hard_sigmoid"),
+        ("hard_sigmoid.h5", {}, "outputs", "keras3_hard_sigmoid"),  # Keras 3's legacy .h5: keras_version 3.15.1
+        ("legacy_hard_sigmoid.h5", {}, "outputs", "hard_sigmoid"),
+        ("legacy_weights_stacked.h5", {}, "outputs", "sigmoid"),
+        ("legacy_weights_stacked.h5", {"recurrent_activation": "hard_sigmoid"}, "outputs_hard_sigmoid", "hard_sigmoid"),
+        ("legacy_weights_bidi.h5", {}, "outputs", "sigmoid"),
+        ("keras220_weights.h5", {}, "outputs", "hard_sigmoid"),
+        ("keras220_weights.h5", {"recurrent_activation": ["sigmoid", "sigmoid"]}, "outputs_sigmoid", "sigmoid"),
+    ],
+)  # fmt: skip
+def test_golden_gate_activations(name, options, key, gate):
+    """Predictions of Keras 3 / tf_keras (hard_sigmoid gates, weights-only files) within 2e-6."""
+    pytest.importorskip("h5py")
+    want = expected(name.split(".")[0])
+    model = fastlstm.from_keras(KERAS / name, **options)
+    assert [cell.recurrent_activation for cell in cells_of(model)] == [gate] * len(cells_of(model))
+    outputs, states = model(want["inputs"])
+    # keras220_weights' top LSTM has return_sequences=False: Keras gives the final output.
+    got = outputs if want[key].ndim == 3 else states[-1].h
+    assert got.dtype == np.float32 and got.shape == want[key].shape
+    assert np.abs(got - want[key]).max() <= 2e-6
+
+
+def test_hard_sigmoid_object_override():
+    """fastlstm.HardSigmoid(0.2, 0.5) is tf.keras' hard_sigmoid: the same predictions."""
+    pytest.importorskip("h5py")
+    want = expected("legacy_weights_stacked")
+    gate = fastlstm.HardSigmoid(0.2, 0.5)
+    model = fastlstm.from_keras(KERAS / "legacy_weights_stacked.h5", recurrent_activation=gate)
+    assert all(cell.recurrent_activation == gate for cell in model.layers)
+    assert np.abs(model(want["inputs"])[0] - want["outputs_hard_sigmoid"]).max() <= 2e-6
+
+
+def weights_only_with_version(tmp_path, version):
+    """keras220_weights.h5 with another (or no) keras_version root attribute."""
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "weights.h5"
+    path.write_bytes((KERAS / "keras220_weights.h5").read_bytes())
+    with h5py.File(path, "r+") as root:
+        del root.attrs["keras_version"]
+        if version is not None:
+            root.attrs.create("keras_version", version.encode(), dtype=h5py.string_dtype("ascii"))
+    return path
+
+
+@pytest.mark.parametrize(
+    "version, gate",
+    [
+        ("2.0.0", "hard_sigmoid"),  # Keras 2.0.0 - 2.2.5: LSTM(recurrent_activation="hard_sigmoid")
+        ("2.2.0", "hard_sigmoid"),
+        ("2.2.5", "hard_sigmoid"),
+        ("2.3.0", "sigmoid"),  # Keras 2.3.0 changed the default
+        ("2.3.1", "sigmoid"),
+        ("2.0.8-tf", "hard_sigmoid"),  # tf.keras of TensorFlow 1.x before 1.13
+        ("2.1.6-tf", "hard_sigmoid"),
+        ("2.3.0-tf", "sigmoid"),  # TensorFlow 2.2
+        ("2.4.0", "sigmoid"),  # TensorFlow 2.3 - 2.5
+        ("2.6.0", "sigmoid"),
+        ("2.21.0", "sigmoid"),  # tf_keras
+        ("3.15.1", "sigmoid"),
+    ],
+)
+def test_weights_only_defaults_by_keras_version(tmp_path, version, gate):
+    model = fastlstm.from_keras(weights_only_with_version(tmp_path, version))
+    assert [cell.recurrent_activation for cell in model.layers] == [gate, gate]
+    assert [cell.activation for cell in model.layers] == ["tanh", "tanh"]
+
+
+@pytest.mark.parametrize(
+    "version, message",
+    [
+        ("2.2.4-tf", (r"keras_version '2\.2\.4-tf', which tf\.keras writes both in TensorFlow 1\.13 - 1\.15 "
+                      r"\(LSTM default recurrent_activation 'hard_sigmoid'\) and in TensorFlow 2\.0 - 2\.1")),
+        (None, r"records no keras_version, so the LSTMs' default recurrent_activation is unknown"),
+        ("1.2.2", r"keras_version '1\.2\.2', whose LSTM default recurrent_activation is not known here"),
+        ("2.5.0-tf", r"keras_version '2\.5\.0-tf', whose LSTM default"),
+        ("nightly", r"keras_version 'nightly', whose LSTM default"),
+    ],
+)  # fmt: skip
+def test_weights_only_versions_that_do_not_tell_the_default(tmp_path, version, message):
+    path = weights_only_with_version(tmp_path, version)
+    with pytest.raises(ValueError, match=message + r".*pass recurrent_activation='hard_sigmoid'"):
+        fastlstm.from_keras(path)
+    model = fastlstm.from_keras(path, recurrent_activation="hard_sigmoid")
+    assert [cell.recurrent_activation for cell in model.layers] == ["hard_sigmoid"] * 2
+
+
+def test_overrides_replace_the_saved_options():
+    pytest.importorskip("h5py")
+    model = fastlstm.from_keras(
+        KERAS / "legacy_hard_sigmoid.h5", recurrent_activation="sigmoid", activation="relu"
+    )
+    assert [(c.recurrent_activation, c.activation) for c in model.layers] == [("sigmoid", "relu")] * 2
+    model = fastlstm.from_keras(
+        KERAS / "hard_sigmoid.keras",
+        recurrent_activation=["hard_sigmoid", None],
+        activation=[None, "softsign"],
+    )
+    assert [(c.recurrent_activation, c.activation) for c in model.layers] == [
+        ("hard_sigmoid", "tanh"),
+        ("keras3_hard_sigmoid", "softsign"),
+    ]
+    ((fw, bw),) = fastlstm.from_keras(
+        KERAS / "legacy_weights_bidi.h5", recurrent_activation=["hard_sigmoid"]
+    ).layers
+    assert fw.recurrent_activation == bw.recurrent_activation == "hard_sigmoid"
+    with pytest.raises(ValueError, match=r"recurrent_activation has 3 entries but the model has 2 cells"):
+        fastlstm.from_keras(KERAS / "legacy_hard_sigmoid.h5", recurrent_activation=["sigmoid"] * 3)
+    with pytest.raises(ValueError, match=r"activation has 2 entries but the model has 1 cells"):
+        fastlstm.from_keras(KERAS / "legacy_weights_bidi.h5", activation=["tanh", "tanh"])
+
+
+def test_recurrent_activation_by_keras_version(monkeypatch):
+    """A layer object's hard_sigmoid gates: Keras 2's formula for tf_keras, Keras 3's for keras 3."""
+    weights = stacked_weights()
+    base = dict(keras_config("stacked")[1]["config"], recurrent_activation="hard_sigmoid")
+    for package, module, version, gate in (
+        ("tf_keras", "tf_keras.src.layers.rnn.lstm", "2.21.0", "hard_sigmoid"),
+        ("keras", "keras.src.layers", "3.15.1", "keras3_hard_sigmoid"),
+    ):
+        stand_in_package = types.ModuleType(package)
+        stand_in_package.__version__ = version
+        monkeypatch.setitem(sys.modules, package, stand_in_package)
+        assert fastlstm.from_keras(lstm(base, weights, module=module)).layers[0].recurrent_activation == gate
+    with pytest.raises(
+        ValueError, match=r"LSTM 'lstm': recurrent_activation 'relu' is not supported; fastlstm's gates"
+    ):
+        fastlstm.from_keras(lstm(dict(base, recurrent_activation="relu"), weights))
+
+
 def test_file_path_as_str_and_structure():
     pytest.importorskip("h5py")
     stacked = fastlstm.from_keras(str(KERAS / "stacked.keras"))

@@ -102,6 +102,8 @@ def test_golden_bidirectional(h5py, name):
         ("stacked.keras", "keras", "3.15.1"),
         ("bidi.weights.h5", "weights_h5", None),
         ("legacy_bidi.h5", "legacy_h5", "2.21.0"),
+        ("hard_sigmoid.h5", "legacy_h5", "3.15.1"),
+        ("keras220_weights.h5", "legacy_weights_h5", "2.2.0"),
     ],
 )
 def test_format_and_version(h5py, name, file_format, version):
@@ -191,6 +193,162 @@ def lstm_config(name: str, units: int, **options) -> dict:
     layer = json.loads(json.dumps(config["config"]["layers"][1]))
     layer["config"].update(name=name, units=units, **options)
     return layer
+
+
+# ------------------------------------------------- legacy weights-only .h5 (model.save_weights)
+
+
+def legacy_weights_file(h5py, path: Path, layers, version="2.2.0") -> Path:
+    """A Keras 2 weights-only .h5 in Keras 2.2.0's layout; ``layers``: (name, {weight name: array})."""
+    with h5py.File(path, "w") as root:
+        if version is not None:
+            root.attrs.create("keras_version", version.encode(), dtype=h5py.string_dtype("ascii"))
+        root.attrs.create("backend", b"tensorflow", dtype=h5py.string_dtype("ascii"))
+        root.attrs["layer_names"] = np.array([name.encode() for name, _ in layers])
+        for name, weights in layers:
+            group = root.create_group(name)
+            group.attrs["weight_names"] = np.array([w.encode() for w in weights]) if weights else np.zeros(0)
+            for weight_name, array in weights.items():
+                group[weight_name] = array
+    return path
+
+
+def lstm_named(layer_name, input_size, units, scope=None, seed=0, bias=True):
+    prefix = f"{layer_name}/{scope}" if scope else layer_name
+    arrays = lstm_arrays(input_size, units, bias=bias, seed=seed)
+    return dict(zip([f"{prefix}/{n}:0" for n in ("kernel", "recurrent_kernel", "bias")], arrays))
+
+
+@pytest.mark.parametrize(
+    "name, version, names",
+    [
+        ("keras220_weights.h5", "2.2.0", ["lstm_1", "lstm_2"]),
+        ("legacy_weights_stacked.h5", "2.21.0", ["lstm", "lstm_1"]),
+    ],
+)
+def test_golden_legacy_weights_only_stacked(h5py, name, version, names):
+    want = expected_for(name)
+    model = read_keras_weights(KERAS / name)
+    assert (model.file_format, model.keras_version) == ("legacy_weights_h5", version)
+    assert [layer.name for layer in model.layers] == names == [str(n) for n in want["layer_names"]]
+    for k, layer in enumerate(model.layers):
+        assert isinstance(layer, KerasLSTMWeights) and layer.config is None
+        assert_same(layer.kernel, want[f"layer{k}_kernel"])
+        assert_same(layer.recurrent_kernel, want[f"layer{k}_recurrent_kernel"])
+        assert_same(layer.bias, want[f"layer{k}_bias"])
+
+
+def test_golden_legacy_weights_only_bidirectional(h5py):
+    want = expected_for("legacy_weights_bidi.h5")
+    model = read_keras_weights(KERAS / "legacy_weights_bidi.h5")
+    (layer,) = model.layers
+    assert isinstance(layer, KerasBidirectionalWeights) and layer.config is None
+    assert (layer.name, layer.forward.name, layer.backward.name) == (
+        "bidirectional",
+        "forward_lstm",
+        "backward_lstm",
+    )
+    for side in ("forward", "backward"):
+        for field in ("kernel", "recurrent_kernel", "bias"):
+            assert_same(getattr(getattr(layer, side), field), want[f"{side}_{field}"])
+
+
+def test_legacy_weights_only_layouts(h5py, tmp_path):
+    """Keras 2.2 scopes (bidirectional_1/forward_lstm_1/kernel:0), no bias, layers without weights."""
+    bidi = lstm_named("bidirectional_1", 3, 2, "forward_lstm_1", bias=False)
+    bidi.update(lstm_named("bidirectional_1", 3, 2, "backward_lstm_1", seed=1, bias=False))
+    layers = [
+        ("input_1", {}),
+        ("bidirectional_1", bidi),
+        ("dropout_1", {}),
+        ("lstm_1", lstm_named("lstm_1", 4, 5, seed=2)),
+    ]
+    model = read_keras_weights(legacy_weights_file(h5py, tmp_path / "w.h5", layers))
+    first, second = model.layers
+    assert (first.name, first.forward.name, first.backward.name) == (
+        "bidirectional_1",
+        "forward_lstm_1",
+        "backward_lstm_1",
+    )
+    assert first.forward.bias is None and first.backward.bias is None
+    assert first.backward.kernel.tobytes() == lstm_arrays(3, 2, bias=False, seed=1)[0].tobytes()
+    assert second.name == "lstm_1" and second.units == 5 and second.input_size == 4
+
+
+@pytest.mark.parametrize(
+    "layers, error, message",
+    [
+        ([("dense_1", {"dense_1/kernel:0": np.ones((3, 4), np.float32), "dense_1/bias:0": np.ones(4, np.float32)})],
+         UnsupportedLayerError, r"layer 'dense_1' holds \['dense_1/kernel:0', 'dense_1/bias:0'\] of shapes \[\(3, 4\), \(4,\)\], which are not an LSTM's"),
+        ([("gru_1", {"gru_1/kernel:0": np.ones((3, 12), np.float32), "gru_1/recurrent_kernel:0": np.ones((4, 12), np.float32),
+                     "gru_1/bias:0": np.ones(12, np.float32)})],
+         UnsupportedLayerError, r"layer 'gru_1' holds .* of shapes \[\(3, 12\), \(4, 12\), \(12,\)\], which are not an LSTM's"),
+        ([("cu_dnnlstm_1", {"cu_dnnlstm_1/kernel:0": np.ones((3, 8), np.float32), "cu_dnnlstm_1/recurrent_kernel:0": np.ones((2, 8), np.float32),
+                            "cu_dnnlstm_1/bias:0": np.ones(16, np.float32)})],
+         UnsupportedLayerError, r"layer 'cu_dnnlstm_1' .* \(16,\)\], which are not an LSTM's .* CuDNNLSTM"),
+        ([("lstm_1", lstm_named("lstm_1", 3, 2)), ("lstm_2", lstm_named("lstm_2", 7, 2))],
+         KerasFileError, r"layer 'lstm_2' takes inputs of size 7, but the layer before it, 'lstm_1', outputs \[2\]"),
+        ([("input_1", {})], KerasFileError, r"none of its layers holds an LSTM's weights"),
+        ([("lstm_1", {"lstm_1/recurrent_kernel:0": np.ones((2, 8), np.float32), "lstm_1/kernel:0": np.ones((3, 8), np.float32)})],
+         UnsupportedLayerError, r"layer 'lstm_1' holds \['lstm_1/recurrent_kernel:0', 'lstm_1/kernel:0'\]"),
+        ([("lstm_1", {"lstm_1/kernel:0": np.ones((3, 8), np.float32), "lstm_1/recurrent_kernel:0": np.ones((2, 8), np.float16)})],
+         KerasFileError, r"LSTM 'lstm_1': the weights have different dtypes"),
+        ([("bidi", {**lstm_named("bidi", 3, 2, "forward_lstm"), **lstm_named("bidi", 3, 2, "forward_lstm_2")})],
+         UnsupportedLayerError, r"layer 'bidi' holds .* which are not an LSTM's"),
+    ],
+    ids=["dense", "gru", "cudnn-lstm", "chain", "no-lstm", "weight-order", "mixed-dtypes", "two-forwards"],
+)  # fmt: skip
+def test_legacy_weights_only_refusals(h5py, tmp_path, layers, error, message):
+    with pytest.raises(error, match=message) as info:
+        read_keras_weights(legacy_weights_file(h5py, tmp_path / "w.h5", layers))
+    assert str(info.value).startswith(str(tmp_path / "w.h5"))
+    if error is UnsupportedLayerError:
+        assert "a tf.keras weights-only .h5 (model.save_weights) holds no model config" in str(info.value)
+
+
+def huge_unwritten_lstm_2(root):
+    """lstm_2 declared with 16384 units (a 4 GiB recurrent kernel) but nothing stored: refused unread."""
+    group = root["lstm_2/lstm_2"]
+    for name, shape in (
+        ("kernel:0", (5, 65536)),
+        ("recurrent_kernel:0", (16384, 65536)),
+        ("bias:0", (65536,)),
+    ):
+        del group[name]
+        group.create_dataset(name, shape=shape, dtype=np.float32)
+    group["kernel:0"][...] = 0.0
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda root: root.attrs.__setitem__("layer_names", [b"lstm_1", b"a/b"]), r"layer_names holds the invalid layer name 'a/b'"),
+        (lambda root: root.attrs.__setitem__("layer_names", [b"lstm_1", b"lstm_9"]), r"layer_names lists 'lstm_9' but the file has no group /lstm_9"),
+        (lambda root: root.attrs.__setitem__("layer_names", np.arange(3)), r"attribute 'layer_names' of / is not a string or a list of strings"),
+        (lambda root: root["lstm_1"].attrs.__setitem__("weight_names", [b"lstm_1/kernel:0", b"lstm_1/../x:0", b"lstm_1/bias:0"]),
+         r"'lstm_1/\.\./x:0' is not a valid HDF5 path"),
+        (lambda root: root["lstm_1"].attrs.__setitem__("weight_names", [b"lstm_1/kernel:0", b"lstm_1/nothing:0", b"lstm_1/bias:0"]),
+         r"/lstm_1/lstm_1/nothing:0 is missing"),
+        (lambda root: root.attrs.__setitem__("keras_version", np.float64(2.2)), r"attribute 'keras_version' of / is not a string or a list of strings"),
+        (huge_unwritten_lstm_2, r"/lstm_2/lstm_2/recurrent_kernel:0: shape \(16384, 65536\) needs 4294967296 bytes but 0 are stored"),
+        (lambda root: (root.__delitem__("lstm_2/lstm_2/bias:0"), root.create_dataset("lstm_2/lstm_2/bias:0", shape=(16,), dtype=np.float32)),
+         r"/lstm_2/lstm_2/bias:0: shape \(16,\) needs 64 bytes but 0 are stored"),
+    ],
+    ids=["bad-name", "missing-group", "names-not-text", "dotdot", "missing-weight", "version-not-text", "huge-kernel", "unwritten"],
+)  # fmt: skip
+def test_legacy_weights_only_damage(h5py, tmp_path, edit, message):
+    path = edited_h5(h5py, tmp_path, KERAS / "keras220_weights.h5", edit)
+    with pytest.raises(KerasFileError, match=message) as info:
+        read_keras_weights(path)
+    assert "edited.h5" in str(info.value)
+
+
+def test_legacy_weights_only_without_version(h5py, tmp_path):
+    path = legacy_weights_file(
+        h5py, tmp_path / "w.h5", [("lstm_1", lstm_named("lstm_1", 3, 2))], version=None
+    )
+    model = read_keras_weights(path)
+    assert (model.file_format, model.keras_version) == ("legacy_weights_h5", None)
 
 
 # -------------------------------------------------------------- what the reader supports
@@ -591,6 +749,21 @@ def test_fuzz_keras_weights_inside_zip(h5py, tmp_path, name, mutations):
         check_model(read_keras_weights(path))
     except KerasFileError as error:
         assert "model.keras" in str(error)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    name=st.sampled_from(["keras220_weights.h5", "legacy_weights_stacked.h5", "legacy_weights_bidi.h5"]),
+    mutations=MUTATIONS,
+)
+def test_fuzz_legacy_weights_only(h5py, tmp_path, name, mutations):
+    """Weights-only files, whose layers are identified from the bytes alone: only KerasFileError."""
+    path = tmp_path / name
+    path.write_bytes(apply_mutations((KERAS / name).read_bytes(), mutations))
+    try:
+        check_model(read_keras_weights(path))
+    except KerasFileError as error:
+        assert str(error).startswith(str(path))
 
 
 # ---------------------------------------------------------------------- regression corpus

@@ -9,6 +9,27 @@ Writes into tests/golden/keras/ (relative to the repo root):
   legacy_stacked.h5, legacy_stacked_expected.npz            tf_keras (Keras 2)
   legacy_bidi.h5, legacy_bidi_expected.npz                  tf_keras (Keras 2)
       the same two architectures saved with model.save(..., save_format="h5")
+  hard_sigmoid.keras, hard_sigmoid.h5, hard_sigmoid_expected.npz   Keras 3
+      stacked, both LSTMs with recurrent_activation="hard_sigmoid" (Keras 3's:
+      relu6(x + 3) / 6), saved with model.save as .keras and as legacy .h5
+  legacy_hard_sigmoid.h5, legacy_hard_sigmoid_expected.npz  tf_keras (Keras 2)
+      stacked with recurrent_activation="hard_sigmoid" (clip(0.2 x + 0.5, 0, 1)),
+      model.save(..., save_format="h5")
+  legacy_weights_stacked.h5, legacy_weights_stacked_expected.npz  tf_keras
+  legacy_weights_bidi.h5, legacy_weights_bidi_expected.npz        tf_keras
+      the two architectures (default sigmoid gates) saved with
+      model.save_weights(path.h5): the weights-only legacy HDF5, no config;
+      the stacked one also has "outputs_hard_sigmoid": the same weights run by
+      tf_keras with recurrent_activation="hard_sigmoid"
+  keras220_weights.h5, keras220_weights_expected.npz        tf_keras + h5py
+      the layout of a standalone Keras 2.2.0 model.save_weights file (as the
+      chars2vec package ships them): root attributes layer_names
+      [input_1, lstm_1, lstm_2], keras_version "2.2.0", backend "tensorflow",
+      per-layer weight_names "lstm_1/kernel:0", ...; written with h5py because
+      Keras 2.2 does not install on today's Python. The model is Keras 2.2's
+      default: LSTM(5, return_sequences=True), LSTM(4) (final output only),
+      recurrent_activation "hard_sigmoid", run by tf_keras ("outputs"); and
+      "outputs_sigmoid": the same weights with sigmoid gates.
   h5_layout.txt          every HDF5 dataset path/shape in the files above
 See tests/golden/README.md for the key layout and the HDF5 paths.
 
@@ -66,15 +87,22 @@ def save_npz(path, d):
     print(f"wrote {os.path.relpath(path, ROOT)}  ({os.path.getsize(path)} B)")
 
 
-def build(kind):
+def build(kind, recurrent_activation="sigmoid", last_sequences=True):
     L = keras.layers
     if kind == "stacked":
         layers = [
-            L.LSTM(5, return_sequences=True, name="lstm"),
-            L.LSTM(4, return_sequences=True, name="lstm_1"),
+            L.LSTM(5, return_sequences=True, name="lstm", recurrent_activation=recurrent_activation),
+            L.LSTM(
+                4, return_sequences=last_sequences, name="lstm_1", recurrent_activation=recurrent_activation
+            ),
         ]
     else:
-        layers = [L.Bidirectional(L.LSTM(4, return_sequences=True, name="lstm"), name="bidirectional")]
+        layers = [
+            L.Bidirectional(
+                L.LSTM(4, return_sequences=True, name="lstm", recurrent_activation=recurrent_activation),
+                name="bidirectional",
+            )
+        ]
     model = keras.Sequential([keras.Input((T, D))] + layers, name="sequential")
     return model
 
@@ -86,7 +114,8 @@ def randomize(model, name):
         layer.set_weights([(rng.uniform(-1, 1, w.shape) * SCALE).astype(w.dtype) for w in ws])
 
 
-def expected_for(kind, model, inputs, outputs, name):
+def expected_for(kind, model, inputs, outputs, name, gate="sigmoid"):
+    """The arrays of a golden .npz; ``gate`` names np_reference's recurrent activation."""
     d = {
         "inputs": inputs,
         "outputs": outputs,
@@ -102,15 +131,15 @@ def expected_for(kind, model, inputs, outputs, name):
             kern, rec, bias = layer.get_weights()
             d[f"layer{k}_kernel"], d[f"layer{k}_recurrent_kernel"], d[f"layer{k}_bias"] = kern, rec, bias
             d[f"layer{k}_units"] = np.array(rec.shape[0], np.int32)
-            x, _, _ = ref.keras_lstm(x, kern, rec, bias)
-        want = x
+            x, _, _ = ref.keras_lstm(x, kern, rec, bias, recurrent_activation=gate)
+        want = x if outputs.ndim == 3 else x[:, -1]
     else:
         w = model.layers[0].get_weights()  # forward (k, rk, b) then backward (k, rk, b)
         for prefix, (kern, rec, bias) in (("forward", w[:3]), ("backward", w[3:])):
             d[f"{prefix}_kernel"], d[f"{prefix}_recurrent_kernel"], d[f"{prefix}_bias"] = kern, rec, bias
         d["merge_mode"] = np.array("concat")
-        fw, _, _ = ref.keras_lstm(inputs, *w[:3])
-        bw, _, _ = ref.keras_lstm(inputs, *w[3:], go_backwards=True)
+        fw, _, _ = ref.keras_lstm(inputs, *w[:3], recurrent_activation=gate)
+        bw, _, _ = ref.keras_lstm(inputs, *w[3:], go_backwards=True, recurrent_activation=gate)
         want = np.concatenate([fw, bw[:, ::-1]], axis=-1)  # backward re-reversed to input order
     err = ref.check(name, outputs, want, np.float32)
     print(f"  {name}: max err {err:.3g}")
@@ -197,7 +226,36 @@ def run_keras3():
             report.append(f"\n## {kind}.keras  zip members: {z.namelist()}")
             lines, attrs = h5_tree(io.BytesIO(z.read("model.weights.h5")))
             report += [f"### {kind}.keras :: model.weights.h5  {attrs}"] + lines
+    report += [""] + run_keras3_hard_sigmoid()
     return report
+
+
+def run_keras3_hard_sigmoid():
+    """Keras 3 stacked LSTMs with recurrent_activation="hard_sigmoid" (relu6(x + 3) / 6)."""
+    keras.utils.set_random_seed(0)
+    model = build("stacked", recurrent_activation="hard_sigmoid")
+    randomize(model, "hard_sigmoid")
+    inputs = rng_for("hard_sigmoid/inputs").uniform(-1, 1, (BATCH, T, D)).astype(np.float32)
+    outputs = np.asarray(model.predict(inputs, verbose=0))
+    d = expected_for("stacked", model, inputs, outputs, "hard_sigmoid", gate="keras3_hard_sigmoid")
+    d["recurrent_activation"] = np.array("hard_sigmoid")
+    path = os.path.join(OUT, "hard_sigmoid.keras")
+    model.save(path)
+    save_npz(os.path.join(OUT, "hard_sigmoid_expected.npz"), d)
+    m2 = keras.saving.load_model(path)
+    np.testing.assert_allclose(m2.predict(inputs, verbose=0), outputs, atol=1e-6)
+    print(f"wrote {os.path.relpath(path, ROOT)}  ({os.path.getsize(path)} B)")
+    with zipfile.ZipFile(path) as z:
+        verify_h5(io.BytesIO(z.read("model.weights.h5")), "stacked", False, model)
+        lines, attrs = h5_tree(io.BytesIO(z.read("model.weights.h5")))
+    report = [f"## hard_sigmoid.keras :: model.weights.h5  {attrs}"] + lines
+    # The same model as a Keras 3 legacy HDF5 (keras_version 3.15.1): same expected outputs.
+    legacy = os.path.join(OUT, "hard_sigmoid.h5")
+    model.save(legacy)
+    np.testing.assert_allclose(keras.saving.load_model(legacy).predict(inputs, verbose=0), outputs, atol=1e-6)
+    print(f"wrote {os.path.relpath(legacy, ROOT)}  ({os.path.getsize(legacy)} B)")
+    lines, attrs = h5_tree(legacy)
+    return report + [f"\n## hard_sigmoid.h5 (Keras 3 model.save('x.h5'))  {attrs}"] + lines
 
 
 def run_legacy():
@@ -220,7 +278,117 @@ def run_legacy():
         verify_h5(path, kind, True, model)
         lines, attrs = h5_tree(path)
         report += [f"\n## {name}.h5  {attrs}"] + lines
+    report += legacy_hard_sigmoid() + legacy_weights_only() + keras220_weights()
     return report
+
+
+def legacy_hard_sigmoid():
+    """tf_keras full-model .h5 of stacked LSTMs with recurrent_activation="hard_sigmoid"."""
+    keras.utils.set_random_seed(0)
+    model = build("stacked", recurrent_activation="hard_sigmoid")
+    randomize(model, "legacy_hard_sigmoid")
+    inputs = rng_for("legacy_hard_sigmoid/inputs").uniform(-1, 1, (BATCH, T, D)).astype(np.float32)
+    outputs = np.asarray(model.predict(inputs, verbose=0))
+    d = expected_for("stacked", model, inputs, outputs, "legacy_hard_sigmoid", gate="hard_sigmoid")
+    d["recurrent_activation"] = np.array("hard_sigmoid")
+    d["weight_paths"] = np.array([w.name for w in model.weights])
+    path = os.path.join(OUT, "legacy_hard_sigmoid.h5")
+    model.save(path, save_format="h5")
+    save_npz(os.path.join(OUT, "legacy_hard_sigmoid_expected.npz"), d)
+    m2 = keras.models.load_model(path)
+    np.testing.assert_allclose(m2.predict(inputs, verbose=0), outputs, atol=1e-6)
+    print(f"wrote {os.path.relpath(path, ROOT)}  ({os.path.getsize(path)} B)")
+    verify_h5(path, "stacked", True, model)
+    lines, attrs = h5_tree(path)
+    return [f"\n## legacy_hard_sigmoid.h5  {attrs}"] + lines
+
+
+def weights_only_paths(kind):
+    """The HDF5 dataset paths of a tf_keras model.save_weights(.h5) file, in get_weights() order."""
+    names = ("kernel", "recurrent_kernel", "bias")
+    if kind == "stacked":
+        groups = ["lstm/lstm/lstm_cell", "lstm_1/lstm_1/lstm_cell"]
+    else:
+        groups = [f"bidirectional/bidirectional/{d}_lstm/lstm_cell" for d in ("forward", "backward")]
+    return [f"{g}/{n}:0" for g in groups for n in names]
+
+
+def legacy_weights_only():
+    """tf_keras model.save_weights("x.h5"): layer groups at the root, no model config."""
+    report = []
+    for kind in ("stacked", "bidi"):
+        keras.utils.set_random_seed(0)
+        model = build(kind)
+        name = f"legacy_weights_{kind}"
+        randomize(model, name)
+        inputs = rng_for(name + "/inputs").uniform(-1, 1, (BATCH, T, D)).astype(np.float32)
+        outputs = np.asarray(model.predict(inputs, verbose=0))
+        d = expected_for(kind, model, inputs, outputs, name)
+        d["weight_paths"] = np.array([w.name for w in model.weights])
+        if kind == "stacked":
+            hard = build(kind, recurrent_activation="hard_sigmoid")
+            hard.set_weights(model.get_weights())
+            d["outputs_hard_sigmoid"] = np.asarray(hard.predict(inputs, verbose=0))
+            x = inputs
+            for layer in model.layers:
+                x, _, _ = ref.keras_lstm(x, *layer.get_weights(), recurrent_activation="hard_sigmoid")
+            err = ref.check(name + " hard_sigmoid", d["outputs_hard_sigmoid"], x, np.float32)
+            print(f"  {name} hard_sigmoid: max err {err:.3g}")
+        path = os.path.join(OUT, f"{name}.h5")
+        model.save_weights(path)
+        save_npz(os.path.join(OUT, f"{name}_expected.npz"), d)
+        m2 = build(kind)
+        m2.load_weights(path)
+        np.testing.assert_array_equal(m2.predict(inputs, verbose=0), outputs)
+        print(f"wrote {os.path.relpath(path, ROOT)}  ({os.path.getsize(path)} B)")
+        with h5py.File(path, "r") as f:
+            got = [f[p][()] for p in weights_only_paths(kind)]
+            assert "model_config" not in f.attrs and list(f.attrs["layer_names"])
+        for g, w in zip(got, model.get_weights(), strict=True):
+            np.testing.assert_array_equal(g, w)
+        lines, attrs = h5_tree(path)
+        attrs["layer_names"] = [
+            x.decode() if isinstance(x, bytes) else x for x in h5py.File(path)["/"].attrs["layer_names"]
+        ]
+        report += [f"\n## {name}.h5  {attrs}"] + lines
+    return report
+
+
+def keras220_weights():
+    """A standalone Keras 2.2.0 save_weights layout (chars2vec's weights.h5), written with h5py."""
+    keras.utils.set_random_seed(0)
+    name = "keras220_weights"
+    model = build("stacked", recurrent_activation="hard_sigmoid", last_sequences=False)
+    randomize(model, name)
+    inputs = rng_for(name + "/inputs").uniform(-1, 1, (BATCH, T, D)).astype(np.float32)
+    outputs = np.asarray(model.predict(inputs, verbose=0))
+    d = expected_for("stacked", model, inputs, outputs, name, gate="hard_sigmoid")
+    d["layer_names"] = np.array(["lstm_1", "lstm_2"])
+    soft = build("stacked", last_sequences=False)
+    soft.set_weights(model.get_weights())
+    d["outputs_sigmoid"] = np.asarray(soft.predict(inputs, verbose=0))
+    path = os.path.join(OUT, f"{name}.h5")
+    ascii_vlen = h5py.string_dtype("ascii")
+    with h5py.File(path, "w", libver="earliest") as f:
+        # Keras 2.2.0 (h5py 2.x): scalar bytes became variable-length ASCII strings,
+        # lists of bytes fixed-length ones; a layer without weights has an empty float list.
+        f.attrs.create("backend", b"tensorflow", dtype=ascii_vlen)
+        f.attrs.create("keras_version", b"2.2.0", dtype=ascii_vlen)
+        f.attrs["layer_names"] = np.array([b"input_1", b"lstm_1", b"lstm_2"])
+        f.create_group("input_1").attrs["weight_names"] = np.array([], np.float64)
+        for layer_name, layer in zip(("lstm_1", "lstm_2"), model.layers, strict=True):
+            group = f.create_group(layer_name)
+            weight_names = [f"{layer_name}/{n}:0" for n in ("kernel", "recurrent_kernel", "bias")]
+            group.attrs["weight_names"] = np.array([n.encode() for n in weight_names])
+            for weight_name, value in zip(weight_names, layer.get_weights(), strict=True):
+                group[weight_name] = value
+    save_npz(os.path.join(OUT, f"{name}_expected.npz"), d)
+    m2 = build("stacked", recurrent_activation="hard_sigmoid", last_sequences=False)
+    m2.load_weights(path)  # tf_keras reads it as a Keras 2.2.0 file
+    np.testing.assert_array_equal(m2.predict(inputs, verbose=0), outputs)
+    print(f"wrote {os.path.relpath(path, ROOT)}  ({os.path.getsize(path)} B)")
+    lines, attrs = h5_tree(path)
+    return [f"\n## {name}.h5  {attrs} (written with h5py in Keras 2.2.0's layout)"] + lines
 
 
 def main():

@@ -153,12 +153,24 @@ def reverse_sequence(x, seq_len):
     return x
 
 
-def keras_lstm(inputs, kernel, recurrent_kernel, bias, go_backwards=False):
-    """Keras LSTM layer (tanh / sigmoid), gates (i, f, c, o), zero init state.
+# Gate (recurrent) activations of Keras LSTMs.
+RECURRENT_ACTIVATIONS = {
+    "sigmoid": sigmoid,
+    # tf_keras / Keras 2 backend.hard_sigmoid: clip(0.2 * x + 0.5, 0, 1)
+    "hard_sigmoid": ACTIVATIONS["hard_sigmoid"],
+    # Keras 3 ops.hard_sigmoid: relu6(x + 3) / 6
+    "keras3_hard_sigmoid": lambda x: np.clip(x + 3.0, 0.0, 6.0) / 6.0,
+}
 
-    Returns (sequence outputs [B, T, u] in processing order, i.e. reversed in
-    time when go_backwards, like a Keras LSTM layer; final h; final c).
+
+def keras_lstm(inputs, kernel, recurrent_kernel, bias, go_backwards=False, recurrent_activation="sigmoid"):
+    """Keras LSTM layer (tanh activation), gates (i, f, c, o), zero init state.
+
+    ``recurrent_activation`` is a key of RECURRENT_ACTIVATIONS. Returns (sequence
+    outputs [B, T, u] in processing order, i.e. reversed in time when
+    go_backwards, like a Keras LSTM layer; final h; final c).
     """
+    gate = RECURRENT_ACTIVATIONS[recurrent_activation]
     x = f64(inputs)
     W, U, b = f64(kernel), f64(recurrent_kernel), f64(bias)
     B, T, _ = x.shape
@@ -170,8 +182,8 @@ def keras_lstm(inputs, kernel, recurrent_kernel, bias, go_backwards=False):
     for k, t in enumerate(order):
         z = x[:, t] @ W + h @ U + b
         i, f, cc, o = np.split(z, 4, axis=1)
-        c = sigmoid(f) * c + sigmoid(i) * np.tanh(cc)
-        h = sigmoid(o) * np.tanh(c)
+        c = gate(f) * c + gate(i) * np.tanh(cc)
+        h = gate(o) * np.tanh(c)
         outs[:, k] = h
     return outs, h, c
 

@@ -8,16 +8,40 @@ A Keras LSTM computes ``z = x @ kernel + h @ recurrent_kernel + bias`` with gate
 blocks (i, f, c, o) and adds nothing to the forget gate at run time
 (``unit_forget_bias`` only initialises the bias). That is TF's cell with
 ``kernel = concat([kernel, recurrent_kernel])`` and both it and ``bias``
-reordered to (i, j=c, f, o), and ``forget_bias=0.0``.
+reordered to (i, j=c, f, o), and ``forget_bias=0.0``; Keras'
+``recurrent_activation`` becomes the cell's (``"hard_sigmoid"`` means
+``clip(0.2 x + 0.5, 0, 1)`` in Keras 2 / tf.keras and ``relu6(x + 3) / 6`` in
+Keras 3, fastlstm's ``"hard_sigmoid"`` and ``"keras3_hard_sigmoid"``).
+
+The default ``recurrent_activation`` of a Keras LSTM, which a weights-only
+legacy ``.h5`` file relies on, depends on the Keras that wrote it; the file's
+``keras_version`` tells (checked against the Keras and TensorFlow sources):
+
+* ``2.0.0`` - ``2.2.5`` (Keras): ``hard_sigmoid``. Keras 2.3.0 changed it.
+* ``2.3.0`` and later (Keras 2.3+, tf.keras of TF 2.3 - 2.5 writes ``2.4.0``,
+  keras / tf_keras 2.6+), and ``3.*`` (Keras 3): ``sigmoid``.
+* ``-tf`` versions below ``2.2.4-tf`` (tf.keras of TensorFlow 1.4 - 1.12):
+  ``hard_sigmoid``.
+* ``2.2.4-tf``: refused unless ``recurrent_activation=`` is given. tf.keras
+  writes it in TF 1.13 - 1.15 (default ``hard_sigmoid``) *and* in TF 2.0 - 2.1
+  (default ``sigmoid``): TF 2.0 and 2.1 import Keras before they enable v2
+  behaviour, so Keras still picks its TF 1 version string (read in the
+  TensorFlow 1.15.0, 2.0.0, 2.1.0 and 2.2.0 wheels).
+* ``2.3.0-tf`` (tf.keras of TF 2.2): ``sigmoid``.
+
+TF 1.x's ``tf.keras.layers.LSTM`` and ``tf.compat.v1.keras.layers.LSTM`` in any
+TF 2 default to ``hard_sigmoid``, TF 2's ``tf.keras.layers.LSTM`` to ``sigmoid``;
+a model built with the TF 1 layer in TF 2 records a TF 2 version: override it.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import re
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -29,8 +53,9 @@ from ..io import (
     KerasLSTMWeights,
     read_keras_weights,
 )
+from ..io.keras_h5 import IDENTITY_LAYERS
 from ..model import LSTMModel
-from ._common import default_dtype, float_array, to_tf_gate_order
+from ._common import default_dtype, float_array, per_cell, to_tf_gate_order
 
 __all__ = ["from_keras"]
 
@@ -48,32 +73,40 @@ _ACTIVATIONS = {
     "silu": "swish",
     "hard_sigmoid": "hard_sigmoid",
 }
-# Layers that are the identity at inference: skipped in a model.
-_IDENTITY_LAYERS = frozenset(
-    {
-        "InputLayer",
-        "Dropout",
-        "SpatialDropout1D",
-        "GaussianNoise",
-        "GaussianDropout",
-        "AlphaDropout",
-        "ActivityRegularization",
-    }
-)
-
 KerasLayer = KerasLSTMWeights | KerasBidirectionalWeights
+_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)(.*)$")
 
 
-def from_keras(layer_or_model_or_path: Any, dtype: Any = None) -> LSTMModel:
+class _Source(NamedTuple):
+    """The LSTM layers of a Keras source, the Keras version and file format (if known)."""
+
+    layers: list[KerasLayer]
+    version: str | None
+    file_format: str | None
+
+
+def from_keras(
+    layer_or_model_or_path: Any,
+    dtype: Any = None,
+    *,
+    recurrent_activation: Any = None,
+    activation: Any = None,
+) -> LSTMModel:
     """Build a model from a Keras LSTM stack: a file, a layer or model object, or ``get_weights()``.
 
     Parameters
     ----------
     layer_or_model_or_path : str, path-like, Keras layer or model, or list of arrays
-        * A ``.keras``, ``.weights.h5`` or legacy tf.keras ``.h5`` file (needs
-          h5py: ``pip install fastlstm[keras]``). A ``.weights.h5`` stores no
-          layer options: Keras' defaults are assumed (tanh, sigmoid gates,
-          ``merge_mode="concat"``).
+        * A ``.keras``, ``.weights.h5``, legacy ``.h5`` (whole model) or legacy
+          weights-only ``.h5`` file (needs h5py: ``pip install fastlstm[keras]``).
+          A Keras 3 ``.weights.h5`` stores no layer options: Keras' defaults are
+          assumed (tanh, sigmoid gates, ``merge_mode="concat"``). A legacy
+          weights-only ``.h5`` (``model.save_weights("x.h5")`` in Keras 2.x or
+          tf.keras) stores none either: its LSTM layers are found by their
+          weights, in file order, with tanh, ``merge_mode="concat"`` and the
+          default ``recurrent_activation`` of the Keras version the file records
+          (see the module docstring; ``hard_sigmoid`` before Keras 2.3.0 and in
+          TensorFlow 1's tf.keras).
         * An ``LSTM`` or ``Bidirectional(LSTM)`` layer, or a Sequential /
           Functional model made of them (``InputLayer`` and layers that are the
           identity at inference, such as ``Dropout``, are skipped; any other layer
@@ -83,6 +116,17 @@ def from_keras(layer_or_model_or_path: Any, dtype: Any = None) -> LSTMModel:
           Keras' defaults assumed (tanh, sigmoid gates).
     dtype : float32 or float64, optional
         Dtype of the model; float64 if the weights are float64, else float32.
+    recurrent_activation : str, HardSigmoid or list, optional
+        The gate activation, overriding what the source says or implies: a
+        fastlstm name (``"sigmoid"``, ``"hard_sigmoid"`` = Keras 2 / tf.keras'
+        ``clip(0.2 x + 0.5, 0, 1)``, ``"keras3_hard_sigmoid"`` = Keras 3's
+        ``relu6(x + 3) / 6``) or a :class:`fastlstm.HardSigmoid`; one value for
+        every layer or a list with one per Keras LSTM / Bidirectional layer
+        (both directions of a Bidirectional get its value; a ``None`` entry
+        keeps what the source says).
+    activation : str or list, optional
+        The cell activation (a fastlstm activation name), overriding the
+        source's; one value or one per layer, like ``recurrent_activation``.
 
     Returns
     -------
@@ -101,21 +145,28 @@ def from_keras(layer_or_model_or_path: Any, dtype: Any = None) -> LSTMModel:
     Raises
     ------
     ValueError
-        Layers other than LSTM / Bidirectional(LSTM) (GRU, SimpleRNN, Dense, ...),
-        an activation fastlstm does not have (or Keras 3's ``hard_sigmoid``,
-        which is not tf.keras' one), a ``recurrent_activation`` other than
-        ``"sigmoid"``, ``go_backwards=True`` outside ``Bidirectional``, a
-        ``merge_mode`` other than ``"concat"``, a layer with
-        ``return_sequences=False`` below another, or weights of the wrong shape.
-        File problems raise :class:`fastlstm.io.KerasFileError` (a ValueError).
+        Layers other than LSTM / Bidirectional(LSTM) (GRU, SimpleRNN, Dense, ...;
+        in a weights-only file, any layer whose weights are not an LSTM's),
+        an activation fastlstm does not have (or Keras 3's ``hard_sigmoid`` as
+        the cell activation), a ``recurrent_activation`` other than
+        ``"sigmoid"`` and ``"hard_sigmoid"`` (or ``"hard_sigmoid"`` from an
+        unknown Keras version), a weights-only file whose Keras version does not
+        tell the default ``recurrent_activation`` (``"2.2.4-tf"``, none recorded)
+        and no ``recurrent_activation=`` given, ``go_backwards=True`` outside
+        ``Bidirectional``, a ``merge_mode`` other than ``"concat"``, a layer with
+        ``return_sequences=False`` below another, weights of the wrong shape, or
+        an override list of the wrong length. File problems raise
+        :class:`fastlstm.io.KerasFileError` (a ValueError).
     TypeError
         If the argument is none of the above.
 
     Notes
     -----
     Keras 3's ``"hard_sigmoid"`` is ``relu6(x + 3) / 6``; tf.keras (Keras 2)
-    and fastlstm use ``clip(0.2 x + 0.5, 0, 1)``. A Keras 3 model using it is
-    refused rather than converted to different numbers.
+    and fastlstm's ``"hard_sigmoid"`` are ``clip(0.2 x + 0.5, 0, 1)``. As a
+    ``recurrent_activation`` each becomes its own fastlstm gate activation; as
+    the cell ``activation``, Keras 3's is refused rather than converted to
+    different numbers.
 
     Examples
     --------
@@ -129,16 +180,24 @@ def from_keras(layer_or_model_or_path: Any, dtype: Any = None) -> LSTMModel:
     >>> model(np.ones((2, 6, 3), np.float32))[0].shape
     (2, 6, 4)
     """
-    layers, version = _keras_layers(layer_or_model_or_path)
+    source = _keras_layers(layer_or_model_or_path)
+    layers = source.layers
     arrays = [a for layer in layers for side in _sides(layer) for a in _arrays(side)]
     dtype = default_dtype(dtype, arrays)
+    order = "one per Keras LSTM / Bidirectional layer, input first"
+    gates = per_cell(recurrent_activation, len(layers), "recurrent_activation", order)
+    activations = per_cell(activation, len(layers), "activation", order)
+    default_gate = None  # needed only by layers without saved options and without an override
+    if any(gate is None and _sides(layer)[0].config is None for gate, layer in zip(gates, layers)):
+        default_gate = _default_gate(source)
     built: list[Any] = []
     for k, layer in enumerate(layers):
         top = k == len(layers) - 1
+        options = (gates[k], activations[k], source.version, source.file_format)
         if isinstance(layer, KerasLSTMWeights):
             _check_direction(layer, False, f"LSTM {layer.name!r}")
             _check_sequences(layer, top)
-            built.append(_cell(layer, version, dtype))
+            built.append(_cell(layer, options, default_gate, dtype))
             continue
         label = f"Bidirectional {layer.name!r}"
         merge_mode = "concat" if layer.config is None else layer.config.merge_mode
@@ -150,7 +209,12 @@ def from_keras(layer_or_model_or_path: Any, dtype: Any = None) -> LSTMModel:
         _check_direction(layer.forward, False, f"{label} forward layer")
         _check_direction(layer.backward, True, f"{label} backward layer")
         _check_sequences(layer.forward, top)
-        built.append((_cell(layer.forward, version, dtype), _cell(layer.backward, version, dtype)))
+        built.append(
+            (
+                _cell(layer.forward, options, default_gate, dtype),
+                _cell(layer.backward, options, default_gate, dtype),
+            )
+        )
     _check_chain(layers)
     return LSTMModel(built)
 
@@ -158,29 +222,29 @@ def from_keras(layer_or_model_or_path: Any, dtype: Any = None) -> LSTMModel:
 # ------------------------------------------------------------------ sources to layers
 
 
-def _keras_layers(source: Any) -> tuple[list[KerasLayer], str | None]:
-    """The LSTM layers of ``source`` in model order, and the Keras version (if known)."""
+def _keras_layers(source: Any) -> _Source:
+    """The LSTM layers of ``source`` in model order, the Keras version and file format (if known)."""
     if isinstance(source, (str, os.PathLike)):
         model = read_keras_weights(source)
-        return list(model.layers), model.keras_version
+        return _Source(list(model.layers), model.keras_version, model.file_format)
     if isinstance(source, (list, tuple)):
         if any(hasattr(item, "get_weights") for item in source):
             raise TypeError("pass a Keras model or one layer, not a list of layers")
-        return [_lstm_weights("lstm", list(source), None, "the weights given")], None
+        return _Source([_lstm_weights("lstm", list(source), None, "the weights given")], None, None)
     class_name = type(source).__name__
     if class_name in ("LSTM", "Bidirectional"):
-        return [_layer_object(source)], _keras_version(source)
+        return _Source([_layer_object(source)], _keras_version(source), None)
     if hasattr(source, "layers") and hasattr(source, "get_config"):
         layers = []
         for layer in source.layers:
             kind = type(layer).__name__
             if kind in ("LSTM", "Bidirectional"):
                 layers.append(_layer_object(layer))
-            elif kind not in _IDENTITY_LAYERS:
+            elif kind not in IDENTITY_LAYERS:
                 raise ValueError(_unsupported_layer(layer, f"{class_name} model"))
         if not layers:
             raise ValueError(f"the {class_name} model has no LSTM or Bidirectional(LSTM) layer")
-        return layers, _keras_version(source)
+        return _Source(layers, _keras_version(source), None)
     if hasattr(source, "get_weights") and hasattr(source, "get_config"):
         raise ValueError(_unsupported_layer(source, "from_keras"))
     raise TypeError(
@@ -332,19 +396,102 @@ def _activation(name: Any, version: str | None, label: str) -> str:
     return _ACTIVATIONS[name]
 
 
-def _cell(layer: KerasLSTMWeights, version: str | None, dtype: Any) -> BasicLSTMCell:
-    label = f"LSTM {layer.name!r}"
-    activation = "tanh"
-    if layer.config is not None:
-        if layer.config.recurrent_activation != "sigmoid":
+def _keras_generation(version: str | None, file_format: str | None) -> int | None:
+    """2 for Keras 2 / tf.keras, 3 for Keras 3, None when unknown."""
+    if version is not None:
+        match = _VERSION.match(version)
+        major = int(match[1]) if match else None
+        return 2 if major in (1, 2) else 3 if major == 3 else None
+    return 3 if file_format in ("keras", "weights_h5") else None
+
+
+def _default_gate(source: _Source) -> str:
+    """The ``recurrent_activation`` Keras' LSTM defaults to, for layers whose options are not saved.
+
+    Only a legacy weights-only ``.h5`` depends on the version (see the module
+    docstring); a Keras 3 ``.weights.h5`` and ``get_weights()`` lists get Keras 3's
+    default, sigmoid.
+    """
+    if source.file_format != "legacy_weights_h5":
+        return "sigmoid"
+    version = source.version
+    fix = "pass recurrent_activation='hard_sigmoid' or 'sigmoid' to from_keras"
+    where = "the weights-only .h5 file holds no layer options and"
+    if version is None:
+        raise ValueError(
+            f"{where} records no keras_version, so the LSTMs' default recurrent_activation is unknown; {fix}"
+        )
+    match = _VERSION.match(version)
+    number = tuple(int(part) for part in match.groups()[:3]) if match else None
+    if match is not None and match[4] == "-tf":  # tf.keras inside TensorFlow 1.4 to 2.2
+        if number < (2, 2, 4):
+            return "hard_sigmoid"  # TF 1.4 - 1.12 (TF 2.0 already writes 2.2.4-tf)
+        if number == (2, 3, 0):
+            return "sigmoid"  # TF 2.2
+        if number == (2, 2, 4):
             raise ValueError(
-                f"{label}: recurrent_activation {layer.config.recurrent_activation!r} is not supported; "
-                "fastlstm's gates use 'sigmoid' (the Keras default)"
+                f"{where} records keras_version '2.2.4-tf', which tf.keras writes both in TensorFlow 1.13 - "
+                "1.15 (LSTM default recurrent_activation 'hard_sigmoid') and in TensorFlow 2.0 - 2.1 "
+                "(default 'sigmoid'); pass recurrent_activation='hard_sigmoid' (TF 1.x) or 'sigmoid' "
+                "(TF 2.x) to from_keras"
             )
-        activation = _activation(layer.config.activation, version, label)
+    elif number is not None and number[0] == 2:
+        return "hard_sigmoid" if number < (2, 3, 0) else "sigmoid"  # Keras 2.3.0 changed it
+    elif number is not None and number[0] == 3:
+        return "sigmoid"
+    raise ValueError(
+        f"{where} records keras_version {version!r}, whose LSTM default recurrent_activation is not known "
+        f"here; {fix}"
+    )
+
+
+def _gate(name: Any, version: str | None, file_format: str | None, label: str) -> str:
+    """fastlstm's gate activation for a saved Keras ``recurrent_activation``."""
+    if name == "sigmoid":
+        return "sigmoid"
+    if name == "hard_sigmoid":
+        generation = _keras_generation(version, file_format)
+        if generation == 2:
+            return "hard_sigmoid"
+        if generation == 3:
+            return "keras3_hard_sigmoid"
+        raise ValueError(
+            f"{label}: recurrent_activation 'hard_sigmoid' is not supported when the Keras version is "
+            f"unknown ({version!r}): Keras 3's is relu6(x + 3) / 6, Keras 2's (tf.keras) clip(0.2 x + 0.5, 0, 1); "
+            "pass recurrent_activation='keras3_hard_sigmoid' or 'hard_sigmoid' to from_keras"
+        )
+    raise ValueError(
+        f"{label}: recurrent_activation {name!r} is not supported; fastlstm's gates use 'sigmoid' or "
+        "'hard_sigmoid' (Keras 2's or Keras 3's)"
+    )
+
+
+def _cell(
+    layer: KerasLSTMWeights,
+    options: tuple[Any, Any, str | None, str | None],
+    default_gate: str | None,
+    dtype: Any,
+) -> BasicLSTMCell:
+    """The cell of one Keras LSTM; ``options`` = (gate override, activation override, version, format)."""
+    gate, activation, version, file_format = options
+    label = f"LSTM {layer.name!r}"
+    if layer.config is not None:
+        if gate is None:
+            gate = _gate(layer.config.recurrent_activation, version, file_format, label)
+        if activation is None:
+            activation = _activation(layer.config.activation, version, label)
+    gate = default_gate if gate is None else gate
+    activation = "tanh" if activation is None else activation
     units = layer.units
     bias = np.zeros(4 * units, layer.kernel.dtype) if layer.bias is None else layer.bias
-    cell = BasicLSTMCell(units, forget_bias=0.0, activation=activation, name=layer.name, dtype=dtype)
+    cell = BasicLSTMCell(
+        units,
+        forget_bias=0.0,
+        activation=activation,
+        name=layer.name,
+        dtype=dtype,
+        recurrent_activation=gate,
+    )
     cell.set_weights(
         [to_tf_gate_order(np.concatenate([layer.kernel, layer.recurrent_kernel])), to_tf_gate_order(bias)]
     )

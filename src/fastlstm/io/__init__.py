@@ -3,7 +3,8 @@
 * :func:`read_tf_checkpoint`: every tensor of a TensorFlow (V2, tensor-bundle)
   checkpoint, ``{name: array}``, without TensorFlow. Errors: :class:`CheckpointError`.
 * :func:`read_keras_weights`: the LSTM and Bidirectional(LSTM) layers of a Keras
-  ``.keras``, ``.weights.h5`` or legacy tf.keras ``.h5`` file, without Keras (needs
+  ``.keras``, ``.weights.h5``, legacy tf.keras ``.h5`` (whole model) or legacy
+  weights-only ``.h5`` (``model.save_weights``) file, without Keras (needs
   ``h5py``: ``pip install fastlstm[keras]``). Errors: :class:`KerasFileError`, and
   :class:`UnsupportedLayerError` for layers other than LSTM.
 

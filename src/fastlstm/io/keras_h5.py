@@ -1,6 +1,6 @@
 """Read LSTM weights from Keras files, without Keras or TensorFlow.
 
-Three formats, recognised by their content rather than their file name:
+Four formats, recognised by their content rather than their file name:
 
 * Keras 3 ``.keras`` (``model.save``): a zip of ``config.json`` (the model's layers
   and options), ``metadata.json`` (the Keras version) and ``model.weights.h5``.
@@ -16,6 +16,17 @@ Three formats, recognised by their content rather than their file name:
   model config as JSON in the root attribute ``model_config`` and the weights under
   ``model_weights/<layer name>/``, listed by the ``layer_names`` and
   ``weight_names`` attributes.
+* Legacy weights-only ``.h5`` (``model.save_weights("x.h5")`` in Keras 2.x and
+  tf.keras): the same layer groups at the root, the root attributes
+  ``layer_names``, ``keras_version`` and ``backend``, and no config. The layers
+  are identified by their weights, in ``layer_names`` order: an LSTM holds
+  ``.../kernel:0`` ``[input, 4u]``, ``.../recurrent_kernel:0`` ``[u, 4u]`` and
+  (unless ``use_bias=False``) ``.../bias:0`` ``[4u]``; a Bidirectional(LSTM) holds
+  two such sets under ``forward_<name>/`` and ``backward_<name>/``. Layers without
+  weights are skipped (the file cannot tell an ``InputLayer`` or ``Dropout`` from
+  any other layer without weights); a layer with any other weights is refused.
+  The layer options are unknown (``config=None``); ``keras_version`` tells which
+  defaults applied (see :func:`fastlstm.from_keras`).
 
 Only Sequential stacks of ``LSTM`` and ``Bidirectional(LSTM)`` layers are read.
 ``InputLayer`` and layers that do nothing at inference (dropout, noise) are
@@ -34,6 +45,8 @@ or hangs on some damaged files while decoding variable-length strings, which all
 Keras attributes are; so before h5py sees a file, its global heaps are walked and
 checked, and every string attribute's stored type and size are checked before it
 is decoded (see ``tests/fuzz_corpus/keras`` for files that crash libhdf5 otherwise).
+Those format-independent checks live in :mod:`fastlstm.io._hdf5_scan`; this module
+parses Keras' layouts.
 """
 
 from __future__ import annotations
@@ -41,20 +54,21 @@ from __future__ import annotations
 import io
 import itertools
 import json
-import math
 import os
 import re
 import zipfile
 import zlib
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from ._hdf5_scan import HDF5_SIGNATURE, HDF5Reader, check_global_heaps, translated_errors
+
 __all__ = [
     "GATE_ORDER",
+    "IDENTITY_LAYERS",
     "KerasBidirectionalConfig",
     "KerasBidirectionalWeights",
     "KerasFileError",
@@ -73,12 +87,10 @@ MAX_JSON_BYTES = 16 * 2**20
 MAX_WEIGHTS_BYTES = 2**31
 """Largest ``model.weights.h5`` read from a ``.keras`` zip (it is held in memory)."""
 
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-_GLOBAL_HEAP_SIGNATURE = b"GCOL\x01"  # signature and version of an HDF5 global heap collection
 _MERGE_MODES = ("concat", "sum", "mul", "ave", None)
-# Layers that are the identity at inference: skipped (they hold no weights).
-_IDENTITY_LAYERS = frozenset(
+IDENTITY_LAYERS = frozenset(
     {
+        "InputLayer",
         "Dropout",
         "SpatialDropout1D",
         "GaussianNoise",
@@ -87,6 +99,7 @@ _IDENTITY_LAYERS = frozenset(
         "ActivityRegularization",
     }
 )
+"""Keras layer classes that are the identity at inference (they hold no weights): skipped."""
 _WEIGHT_NAMES = ("kernel", "recurrent_kernel", "bias")
 _GROUP_NAME = re.compile(r"^(?P<kind>.*?)(?:_(?P<counter>\d+))?$")
 
@@ -223,23 +236,26 @@ class KerasModelWeights:
     ----------
     path : str
         The file read.
-    file_format : {"keras", "weights_h5", "legacy_h5"}
-        Keras 3 ``.keras`` zip, Keras 3 ``.weights.h5``, or legacy tf.keras ``.h5``.
+    file_format : {"keras", "weights_h5", "legacy_h5", "legacy_weights_h5"}
+        Keras 3 ``.keras`` zip, Keras 3 ``.weights.h5``, legacy tf.keras ``.h5``
+        (whole model), or legacy weights-only ``.h5`` (Keras 2 / tf.keras
+        ``model.save_weights``).
     keras_version : str or None
         The Keras version that wrote the file (None for ``.weights.h5``, which does
-        not record it). Versions ``3.*`` are Keras 3, ``2.*`` tf.keras.
+        not record it). Versions ``3.*`` are Keras 3, ``2.*`` Keras 2 or tf.keras
+        (tf.keras in TensorFlow up to 2.2 appends ``-tf``, e.g. ``"2.2.4-tf"``).
     layers : tuple of KerasLSTMWeights and KerasBidirectionalWeights
         The LSTM layers in model order (input first).
     """
 
     path: str
-    file_format: Literal["keras", "weights_h5", "legacy_h5"]
+    file_format: Literal["keras", "weights_h5", "legacy_h5", "legacy_weights_h5"]
     keras_version: str | None
     layers: tuple[KerasLayerWeights, ...]
 
 
 def read_keras_weights(path: str | os.PathLike[str]) -> KerasModelWeights:
-    """Read the LSTM layers of a Keras ``.keras``, ``.weights.h5`` or legacy ``.h5`` file.
+    """Read the LSTM layers of a Keras ``.keras``, ``.weights.h5`` or legacy (whole-model or weights-only) ``.h5``.
 
     Parameters
     ----------
@@ -262,7 +278,8 @@ def read_keras_weights(path: str | os.PathLike[str]) -> KerasModelWeights:
         not installed.
     UnsupportedLayerError
         If the model holds a layer other than ``LSTM`` / ``Bidirectional(LSTM)``
-        (besides ``InputLayer`` and dropout/noise layers) or is not Sequential.
+        (besides ``InputLayer`` and dropout/noise layers) or is not Sequential;
+        in a weights-only file, a layer whose weights are not an LSTM's.
     KerasFileError
         If the file is truncated, corrupted, malformed, or its weights do not fit
         its config; the message names the file.
@@ -283,16 +300,16 @@ def read_keras_weights(path: str | os.PathLike[str]) -> KerasModelWeights:
     if not os.path.isfile(path_str):
         raise FileNotFoundError(f"Keras file {path_str} does not exist")
     with open(path_str, "rb") as file:
-        head = file.read(len(_HDF5_SIGNATURE))
+        head = file.read(len(HDF5_SIGNATURE))
     if head.startswith(b"PK"):
         return _read_keras_zip(path_str)
-    if head == _HDF5_SIGNATURE:
+    if head == HDF5_SIGNATURE:
         h5py = _import_h5py()
         size = os.path.getsize(path_str)
         with open(path_str, "rb") as file:
-            _check_global_heaps(file, size, path_str)
-        with _hdf5_errors(path_str), h5py.File(path_str, "r") as root:
-            return _read_hdf5(h5py, root, path_str, size)
+            check_global_heaps(file, size, path_str, KerasFileError)
+        with translated_errors(path_str, KerasFileError), h5py.File(path_str, "r") as root:
+            return _read_hdf5(HDF5Reader(h5py, size, KerasFileError), root, path_str)
     raise KerasFileError(
         f"{path_str}: neither a .keras zip nor an HDF5 file (it starts with {head!r}); "
         "it is truncated, corrupted or not a Keras file"
@@ -310,17 +327,6 @@ def _import_h5py() -> Any:
             "reading Keras weights (HDF5) needs the optional dependency h5py: pip install fastlstm[keras]"
         ) from exc
     return h5py
-
-
-@contextmanager
-def _hdf5_errors(path: str) -> Iterator[None]:
-    """Turn the errors h5py raises on damaged files into :class:`KerasFileError`."""
-    try:
-        yield
-    except KerasFileError:
-        raise
-    except (OSError, KeyError, RuntimeError, ValueError, TypeError, OverflowError) as exc:
-        raise KerasFileError(f"{path}: cannot read the HDF5 data, the file is damaged ({exc})") from exc
 
 
 def _read_keras_zip(path: str) -> KerasModelWeights:
@@ -350,11 +356,11 @@ def _read_keras_zip(path: str) -> KerasModelWeights:
 
     version = metadata.get("keras_version") if isinstance(metadata, dict) else None
     specs = _sequential_layers(config, f"{path}: config.json", legacy=False)
-    h5py = _import_h5py()
+    hdf5 = HDF5Reader(_import_h5py(), len(weights), KerasFileError)
     where = f"{path}: model.weights.h5"
-    _check_global_heaps(io.BytesIO(weights), len(weights), where)
-    with _hdf5_errors(where), h5py.File(io.BytesIO(weights), "r") as root:
-        layers_group = _child(h5py, root, "layers", where)
+    check_global_heaps(io.BytesIO(weights), len(weights), where, KerasFileError)
+    with translated_errors(where, KerasFileError), hdf5.h5py.File(io.BytesIO(weights), "r") as root:
+        layers_group = hdf5.child(root, "layers", where)
         counters: dict[str, int] = {}
         layers: list[KerasLayerWeights] = []
         for name, spec in specs:
@@ -362,8 +368,8 @@ def _read_keras_zip(path: str) -> KerasModelWeights:
             counter = counters.get(kind, -1) + 1
             counters[kind] = counter
             group_name = kind if counter == 0 else f"{kind}_{counter}"
-            group = _child(h5py, layers_group, group_name, where)
-            saved = _saved_name(h5py, group, len(weights), where)
+            group = hdf5.child(layers_group, group_name, where)
+            saved = _saved_name(hdf5, group, where)
             if saved not in (None, name):
                 raise KerasFileError(
                     f"{where}: layers/{group_name} holds the weights of layer {saved!r}, but config.json "
@@ -371,10 +377,10 @@ def _read_keras_zip(path: str) -> KerasModelWeights:
                 )
             group_where = f"{where}: layers/{group_name}"
             if isinstance(spec, KerasLSTMConfig):
-                arrays = _keras3_cell_arrays(h5py, group, len(weights), group_where)
+                arrays = _keras3_cell_arrays(hdf5, group, group_where)
                 layers.append(_lstm_layer(name, arrays, spec, group_where))
             else:
-                layers.append(_keras3_bidirectional(h5py, group, spec, len(weights), where))
+                layers.append(_keras3_bidirectional(hdf5, group, spec, where))
     _check_chain(layers, path)
     return KerasModelWeights(path, "keras", version if isinstance(version, str) else None, tuple(layers))
 
@@ -402,42 +408,39 @@ def _parse_json(data: bytes, where: str) -> Any:
         raise KerasFileError(f"{where}: not valid JSON ({exc})") from exc
 
 
-def _read_hdf5(h5py: Any, root: Any, path: str, file_size: int) -> KerasModelWeights:
+def _read_hdf5(hdf5: HDF5Reader, root: Any, path: str) -> KerasModelWeights:
     """A Keras 3 ``.weights.h5`` or a legacy tf.keras ``.h5``, told apart by their layout."""
     if "layers" in root:
-        return _read_keras3_weights(h5py, root, path, file_size)
+        return _read_keras3_weights(hdf5, root, path)
     if "model_weights" in root and "model_config" in root.attrs:
-        return _read_legacy(h5py, root, path, file_size)
+        return _read_legacy(hdf5, root, path)
     if "layer_names" in root.attrs:
-        raise KerasFileError(
-            f"{path}: a tf.keras weights-only .h5 (model.save_weights) holds no model config, so its "
-            "layers cannot be identified; save the whole model (model.save('model.h5')) instead"
-        )
+        return _read_legacy_weights(hdf5, root, path)
     raise KerasFileError(
         f"{path}: an HDF5 file, but not a Keras one (no 'layers' group, no 'model_weights' with 'model_config')"
     )
 
 
-def _read_keras3_weights(h5py: Any, root: Any, path: str, file_size: int) -> KerasModelWeights:
+def _read_keras3_weights(hdf5: HDF5Reader, root: Any, path: str) -> KerasModelWeights:
     """A Keras 3 ``.weights.h5``: layers found by group name, ordered as Keras wrote them."""
-    layers_group = _child(h5py, root, "layers", path)
+    layers_group = hdf5.child(root, "layers", path)
     found = []
     for group_name in layers_group:
-        group = _child(h5py, layers_group, group_name, path)
-        if not isinstance(group, h5py.Group):
+        group = hdf5.child(layers_group, group_name, path)
+        if not isinstance(group, hdf5.h5py.Group):
             raise KerasFileError(f"{path}: layers/{group_name} is not a group")
         match = _GROUP_NAME.match(group_name)
         assert match is not None  # the pattern matches every string
         kind, counter = match["kind"], int(match["counter"] or 0)
         if kind not in ("lstm", "bidirectional"):
-            if _holds_datasets(h5py, group):
-                label = _saved_name(h5py, group, file_size, path) or group_name
+            if hdf5.holds_datasets(group):
+                label = _saved_name(hdf5, group, path) or group_name
                 raise UnsupportedLayerError(
                     f"{path}: layer group layers/{group_name} (layer {label!r}) holds weights but is not "
                     "an LSTM or Bidirectional(LSTM); fastlstm reads only LSTM stacks"
                 )
             continue
-        found.append((h5py.h5o.get_info(group.id).addr, kind, counter, group_name, group))
+        found.append((hdf5.h5py.h5o.get_info(group.id).addr, kind, counter, group_name, group))
     found.sort(key=lambda item: item[0])
     last_counter: dict[str, int] = {}
     layers: list[KerasLayerWeights] = []
@@ -448,26 +451,24 @@ def _read_keras3_weights(h5py: Any, root: Any, path: str, file_size: int) -> Ker
                 f"lower-numbered {kind} group); read the .keras file, which has the model config"
             )
         last_counter[kind] = counter
-        name = _saved_name(h5py, group, file_size, path) or group_name
+        name = _saved_name(hdf5, group, path) or group_name
         where = f"{path}: layers/{group_name}"
         if kind == "lstm":
-            layers.append(_lstm_layer(name, _keras3_cell_arrays(h5py, group, file_size, where), None, where))
+            layers.append(_lstm_layer(name, _keras3_cell_arrays(hdf5, group, where), None, where))
         else:
-            layers.append(_keras3_bidirectional(h5py, group, None, file_size, path))
+            layers.append(_keras3_bidirectional(hdf5, group, None, path))
     _check_chain(layers, path)
     return KerasModelWeights(path, "weights_h5", None, tuple(layers))
 
 
-def _read_legacy(h5py: Any, root: Any, path: str, file_size: int) -> KerasModelWeights:
+def _read_legacy(hdf5: HDF5Reader, root: Any, path: str) -> KerasModelWeights:
     """A legacy tf.keras ``.h5``: ``model_config`` JSON plus ``model_weights/<layer>/``."""
-    config = _parse_json(_one_text(h5py, root, "model_config", file_size, path), f"{path}: model_config")
+    config = _parse_json(hdf5.one_text(root, "model_config", path), f"{path}: model_config")
     specs = _sequential_layers(config, f"{path}: model_config", legacy=True)
-    weights_group = _child(h5py, root, "model_weights", path)
-    layer_names = _string_attribute(h5py, weights_group, "layer_names", file_size, path) or []
+    weights_group = hdf5.child(root, "model_weights", path)
+    layer_names = hdf5.string_attribute(weights_group, "layer_names", path) or []
     configured = [name for name, _ in specs]
-    weighted = [
-        name for name in layer_names if _legacy_weight_names(h5py, weights_group, name, file_size, path)
-    ]
+    weighted = [name for name in layer_names if _legacy_weight_names(hdf5, weights_group, name, path)]
     if weighted != configured:
         raise KerasFileError(
             f"{path}: the layers with weights {weighted} do not match the LSTM layers of model_config {configured}"
@@ -475,12 +476,9 @@ def _read_legacy(h5py: Any, root: Any, path: str, file_size: int) -> KerasModelW
     layers: list[KerasLayerWeights] = []
     for name, spec in specs:
         where = f"{path}: model_weights/{name}"
-        group = _child(h5py, weights_group, name, path)
-        weight_names = _legacy_weight_names(h5py, weights_group, name, file_size, path)
-        arrays = [
-            _read_array(h5py, _child(h5py, group, wn, where), file_size, f"{where}/{wn}")
-            for wn in weight_names
-        ]
+        group = hdf5.child(weights_group, name, path)
+        weight_names = _legacy_weight_names(hdf5, weights_group, name, path)
+        arrays = [hdf5.read_array(hdf5.child(group, wn, where), f"{where}/{wn}") for wn in weight_names]
         if isinstance(spec, KerasLSTMConfig):
             _check_legacy_names(weight_names, spec.use_bias, where)
             layers.append(_lstm_layer(name, arrays, spec, where))
@@ -493,15 +491,105 @@ def _read_legacy(h5py: Any, root: Any, path: str, file_size: int) -> KerasModelW
         backward = _lstm_layer(f"backward_{spec.backward.raw['name']}", arrays[split:], spec.backward, where)
         layers.append(_bidirectional(name, forward, backward, spec.config, where))
     _check_chain(layers, path)
-    version = (
-        _one_text(h5py, root, "keras_version", file_size, path) if "keras_version" in root.attrs else None
-    )
+    version = hdf5.one_text(root, "keras_version", path) if "keras_version" in root.attrs else None
     return KerasModelWeights(path, "legacy_h5", version, tuple(layers))
 
 
-def _legacy_weight_names(h5py: Any, weights_group: Any, name: str, file_size: int, path: str) -> list[str]:
-    group = _child(h5py, weights_group, name, path)
-    return _string_attribute(h5py, group, "weight_names", file_size, path) or []
+def _read_legacy_weights(hdf5: HDF5Reader, root: Any, path: str) -> KerasModelWeights:
+    """A legacy weights-only ``.h5``: LSTM layers identified by their weight names and shapes."""
+    label = (
+        f"{path}: a tf.keras weights-only .h5 (model.save_weights) holds no model config, so its "
+        "layers are identified by their weights"
+    )
+    layers: list[KerasLayerWeights] = []
+    for name in hdf5.string_attribute(root, "layer_names", path) or []:
+        if not name or "/" in name or name in (".", ".."):
+            raise KerasFileError(f"{label}; layer_names holds the invalid layer name {name!r}")
+        if root.get(name, getlink=True) is None:
+            raise KerasFileError(f"{label}; layer_names lists {name!r} but the file has no group /{name}")
+        group = hdf5.child(root, name, path)
+        if not isinstance(group, hdf5.h5py.Group):
+            raise KerasFileError(f"{label}; /{name} is not a group")
+        weight_names = hdf5.string_attribute(group, "weight_names", path) or []
+        if not weight_names:
+            continue  # InputLayer, Dropout, ...: nothing to read
+        where = f"{path}: /{name}"
+        datasets = [hdf5.child(group, wn, where) for wn in weight_names]
+        for weight_name, dataset in zip(weight_names, datasets, strict=True):
+            if not isinstance(dataset, hdf5.h5py.Dataset) or dataset.shape is None:
+                raise KerasFileError(
+                    f"{where}/{weight_name}: not a dataset with a shape; the file is damaged"
+                )
+        shapes = [dataset.shape for dataset in datasets]
+        sides = _weights_only_sides(weight_names, shapes)
+        if sides is None:
+            raise UnsupportedLayerError(
+                f"{label}; layer {name!r} holds {weight_names[:6]} of shapes {shapes[:6]}, which are not "
+                "an LSTM's kernel [input, 4u], recurrent_kernel [u, 4u] and bias [4u] (a GRU, "
+                "SimpleRNN, CuDNNLSTM, Dense, ... cannot be read): only plain stacks of LSTM and "
+                "Bidirectional(LSTM) layers can"
+            )
+        lstms = []
+        for side_name, indices in sides:
+            arrays = [hdf5.read_array(datasets[k], f"{where}/{weight_names[k]}") for k in indices]
+            lstms.append(_lstm_layer(side_name or name, arrays, None, where))
+        if len(lstms) == 1:
+            layers.append(lstms[0])
+        else:
+            layers.append(_bidirectional(name, lstms[0], lstms[1], None, where))
+    if not layers:
+        raise KerasFileError(f"{label}; none of its layers holds an LSTM's weights")
+    _check_chain(layers, path)
+    version = hdf5.one_text(root, "keras_version", path) if "keras_version" in root.attrs else None
+    return KerasModelWeights(path, "legacy_weights_h5", version, tuple(layers))
+
+
+def _weights_only_sides(
+    weight_names: list[str], shapes: list[tuple[int, ...]]
+) -> list[tuple[str | None, list[int]]] | None:
+    """How a weights-only layer's weights split into LSTMs: [(name, indices)], or None if they do not.
+
+    One LSTM: ``kernel``, ``recurrent_kernel`` (, ``bias``) with LSTM shapes. A
+    Bidirectional(LSTM): two such sets, the first under a ``forward_*`` scope and
+    the second under a ``backward_*`` one (named after those scopes).
+    """
+    parts = [name.split(":", 1)[0].split("/") for name in weight_names]
+    for size in (3, 2):
+        if len(parts) == size and _lstm_shaped([p[-1] for p in parts], shapes):
+            return [(None, list(range(size)))]
+        if len(parts) == 2 * size:
+            halves = []
+            for prefix, start in (("forward_", 0), ("backward_", size)):
+                scopes = {
+                    next((q for q in p[:-1] if q.startswith(prefix)), None)
+                    for p in parts[start : start + size]
+                }
+                block = range(start, start + size)
+                if len(scopes) != 1 or None in scopes:
+                    break
+                if not _lstm_shaped([parts[k][-1] for k in block], [shapes[k] for k in block]):
+                    break
+                halves.append((scopes.pop(), list(block)))
+            if len(halves) == 2:
+                return halves
+    return None
+
+
+def _lstm_shaped(kinds: list[str], shapes: list[tuple[int, ...]]) -> bool:
+    """``kinds`` are an LSTM's weight names in order and ``shapes`` fit them."""
+    if kinds != list(_WEIGHT_NAMES[: len(kinds)]):
+        return False
+    kernel, recurrent = shapes[0], shapes[1]
+    if len(recurrent) != 2 or len(kernel) != 2 or recurrent[0] < 1 or kernel[0] < 1:
+        return False
+    units = recurrent[0]
+    fits = recurrent[1] == 4 * units and kernel[1] == 4 * units
+    return fits and (len(shapes) == 2 or shapes[2] == (4 * units,))
+
+
+def _legacy_weight_names(hdf5: HDF5Reader, weights_group: Any, name: str, path: str) -> list[str]:
+    group = hdf5.child(weights_group, name, path)
+    return hdf5.string_attribute(group, "weight_names", path) or []
 
 
 def _check_legacy_names(weight_names: list[str], use_bias: bool, where: str) -> None:
@@ -548,7 +636,7 @@ def _sequential_layers(
             raise KerasFileError(f"{where}: layer {number} is not a JSON object")
         class_name = layer.get("class_name")
         layer_config = _get(layer, "config", dict, f"{where}: layer {number}")
-        if class_name == "InputLayer" or class_name in _IDENTITY_LAYERS:
+        if class_name in IDENTITY_LAYERS:
             continue
         label = f"{where}: layer {layer_config.get('name')!r} ({class_name})"
         if class_name == "LSTM":
@@ -646,197 +734,43 @@ def _name(config: dict[str, Any], where: str) -> str:
     return name
 
 
-# --------------------------------------------------------------------------- HDF5 access
-
-
-def _child(h5py: Any, group: Any, name: str, where: str) -> Any:
-    """``group[name]`` (a ``/``-separated path) following hard links only."""
-    node = group
-    for part in name.split("/"):
-        if part in ("", ".", ".."):
-            raise KerasFileError(f"{where}: {name!r} is not a valid HDF5 path")
-        if not isinstance(node, h5py.Group):
-            raise KerasFileError(f"{where}: {name!r}: {node.name} is not a group")
-        link = node.get(part, getlink=True)
-        if link is None:
-            raise KerasFileError(f"{where}: {node.name.rstrip('/')}/{part} is missing")
-        if not isinstance(link, h5py.HardLink):
-            raise KerasFileError(
-                f"{where}: {node.name.rstrip('/')}/{part} is a {type(link).__name__}; "
-                "only plain groups and datasets are read"
-            )
-        node = node[part]
-    return node
-
-
-def _holds_datasets(h5py: Any, group: Any) -> bool:
-    """Whether any dataset lies below ``group`` (each object visited once, so cycles are safe)."""
-    return group.visititems(lambda _, node: True if isinstance(node, h5py.Dataset) else None) is not None
-
-
-def _saved_name(h5py: Any, group: Any, file_size: int, where: str) -> str | None:
-    """The Keras layer name Keras 3 saves in ``<group>/vars.attrs["name"]``, if there is one."""
-    link = group.get("vars", getlink=True)
-    if not isinstance(link, h5py.HardLink) or not isinstance(group["vars"], h5py.Group):
-        return None
-    if "name" not in group["vars"].attrs:
-        return None
-    return _one_text(h5py, group["vars"], "name", file_size, where)
-
-
-def _string_attribute(h5py: Any, node: Any, name: str, file_size: int, where: str) -> list[str] | None:
-    """A string or list-of-strings attribute (None if absent), checked before HDF5 decodes it.
-
-    libhdf5 can crash when it converts a damaged variable-length value, so the stored
-    type must be a string and the element count must fit in the file before reading.
-    An empty attribute of any type (tf.keras writes empty float arrays) is ``[]``.
-    """
-    if name not in node.attrs:
-        return None
-    attribute = h5py.h5a.open(node.id, name.encode())
-    shape = attribute.shape
-    count = math.prod(shape)
-    label = f"{where}: attribute {name!r} of {node.name}"
-    if count == 0:
-        return []
-    if len(shape) > 1 or count > file_size or h5py.check_string_dtype(attribute.dtype) is None:
-        raise KerasFileError(f"{label} is not a string or a list of strings")
-    texts = []
-    for value in np.asarray(node.attrs[name], dtype=object).reshape(-1):
-        if isinstance(value, (bytes, np.bytes_)):
-            try:
-                value = bytes(value).decode("utf-8")
-            except UnicodeDecodeError:
-                raise KerasFileError(f"{label} is not UTF-8 text") from None
-        if not isinstance(value, str):
-            raise KerasFileError(f"{label} holds {type(value).__name__}, not text")
-        texts.append(value)
-    return texts
-
-
-def _one_text(h5py: Any, node: Any, name: str, file_size: int, where: str) -> str:
-    """A required single-string attribute."""
-    texts = _string_attribute(h5py, node, name, file_size, where)
-    if texts is None or len(texts) != 1:
-        raise KerasFileError(f"{where}: attribute {name!r} of {node.name} is missing or not a single string")
-    return texts[0]
-
-
-def _check_global_heaps(stream: BinaryIO, size: int, where: str) -> None:
-    """Walk every HDF5 global heap collection as libhdf5 will, refusing damaged ones.
-
-    Global heaps hold variable-length strings (all of Keras' attributes), and
-    libhdf5 2.0 loops forever or crashes on some damaged ones, so they are checked
-    before h5py opens the file. Collections are found by their signature (``GCOL``,
-    version 1); one found inside an already checked collection is part of its data.
-    """
-    stream.seek(0)
-    superblock = stream.read(16)
-    if len(superblock) < 16 or not superblock.startswith(_HDF5_SIGNATURE):
-        raise KerasFileError(f"{where}: not an HDF5 file (no superblock signature at byte 0)")
-    version = superblock[8]
-    if version > 3:
-        raise KerasFileError(f"{where}: HDF5 superblock version {version} is not supported")
-    length_size = superblock[14] if version < 2 else superblock[10]
-    if length_size not in (2, 4, 8, 16):
-        raise KerasFileError(f"{where}: HDF5 'size of lengths' = {length_size} is invalid")
-    header_size = object_header_size = 8 + length_size
-    checked_until = 0
-    for offset in _find_all(stream, size, _GLOBAL_HEAP_SIGNATURE):
-        if offset < checked_until:
-            continue
-        stream.seek(offset + 8)
-        collection_size = int.from_bytes(stream.read(length_size), "little")
-        if collection_size < header_size or offset + collection_size > size:
-            raise KerasFileError(
-                f"{where}: HDF5 global heap at byte {offset} claims {collection_size} bytes "
-                f"(file: {size} bytes); the file is damaged"
-            )
-        stream.seek(offset)
-        collection = stream.read(collection_size)
-        pos = header_size
-        while pos + object_header_size <= collection_size:
-            index = int.from_bytes(collection[pos : pos + 2], "little")
-            object_size = int.from_bytes(collection[pos + 8 : pos + object_header_size], "little")
-            step = object_size if index == 0 else object_header_size + -(-object_size // 8) * 8
-            if step < object_header_size or pos + step > collection_size:
-                raise KerasFileError(
-                    f"{where}: HDF5 global heap at byte {offset}: object {index} at +{pos} "
-                    f"({object_size} bytes) does not fit; the file is damaged"
-                )
-            pos += step
-        checked_until = offset + collection_size
-
-
-def _find_all(stream: BinaryIO, size: int, needle: bytes, chunk: int = 2**20) -> Iterator[int]:
-    """Offsets of every occurrence of ``needle`` in the stream, read in chunks."""
-    start = 0
-    while start < size:
-        stream.seek(start)
-        data = stream.read(chunk + len(needle) - 1)
-        found = data.find(needle)
-        while found >= 0:
-            if found < chunk:
-                yield start + found
-            found = data.find(needle, found + 1)
-        start += chunk
-
-
-def _read_array(h5py: Any, dataset: Any, file_size: int, where: str) -> np.ndarray:
-    """A weight dataset as a native-order array, checked before anything is allocated."""
-    if not isinstance(dataset, h5py.Dataset):
-        raise KerasFileError(f"{where}: not a dataset")
-    dtype = dataset.dtype
-    if dtype.kind != "f" or dtype.itemsize not in (2, 4, 8):
-        raise KerasFileError(f"{where}: dtype {dtype} is not float16, float32 or float64")
-    shape = dataset.shape
-    if shape is None or len(shape) not in (1, 2):
-        raise KerasFileError(f"{where}: shape {shape} is not 1-D or 2-D")
-    plist = dataset.id.get_create_plist()
-    if plist.get_external_count() or dataset.is_virtual or plist.get_nfilters():
-        raise KerasFileError(
-            f"{where}: the dataset is compressed, virtual or stored outside the file; "
-            "Keras writes plain datasets"
-        )
-    nbytes = math.prod(shape) * dtype.itemsize
-    stored = dataset.id.get_storage_size()
-    if not nbytes <= stored <= file_size:
-        raise KerasFileError(
-            f"{where}: shape {shape} needs {nbytes} bytes but {stored} are stored (file: {file_size} bytes)"
-        )
-    return np.ascontiguousarray(dataset[()], dtype=dtype.newbyteorder("="))
-
-
 # ---------------------------------------------------------------------- layer weights
 
 
-def _keras3_cell_arrays(h5py: Any, group: Any, file_size: int, where: str) -> list[np.ndarray]:
+def _saved_name(hdf5: HDF5Reader, group: Any, where: str) -> str | None:
+    """The Keras layer name Keras 3 saves in ``<group>/vars.attrs["name"]``, if there is one."""
+    link = group.get("vars", getlink=True)
+    if not isinstance(link, hdf5.h5py.HardLink) or not isinstance(group["vars"], hdf5.h5py.Group):
+        return None
+    if "name" not in group["vars"].attrs:
+        return None
+    return hdf5.one_text(group["vars"], "name", where)
+
+
+def _keras3_cell_arrays(hdf5: HDF5Reader, group: Any, where: str) -> list[np.ndarray]:
     """``<group>/cell/vars/0..2``: kernel, recurrent kernel and (if any) bias."""
-    variables = _child(h5py, group, "cell/vars", where)
-    if not isinstance(variables, h5py.Group):
+    variables = hdf5.child(group, "cell/vars", where)
+    if not isinstance(variables, hdf5.h5py.Group):
         raise KerasFileError(f"{where}/cell/vars is not a group")
     keys = sorted(variables)
     if keys not in (["0", "1"], ["0", "1", "2"]):
         raise KerasFileError(f"{where}/cell/vars holds {keys[:6]}, not an LSTM's variables 0, 1[, 2]")
-    return [
-        _read_array(h5py, _child(h5py, variables, key, where), file_size, f"{where}/cell/vars/{key}")
-        for key in keys
-    ]
+    return [hdf5.read_array(hdf5.child(variables, key, where), f"{where}/cell/vars/{key}") for key in keys]
 
 
 def _keras3_bidirectional(
-    h5py: Any, group: Any, spec: _BidirectionalSpec | None, file_size: int, path: str
+    hdf5: HDF5Reader, group: Any, spec: _BidirectionalSpec | None, path: str
 ) -> KerasBidirectionalWeights:
     """A Keras 3 Bidirectional group: ``forward_layer/`` and ``backward_layer/``."""
     where = f"{path}: {group.name}"
     names = []
     arrays = []
     for side in ("forward_layer", "backward_layer"):
-        side_group = _child(h5py, group, side, where)
-        arrays.append(_keras3_cell_arrays(h5py, side_group, file_size, f"{where}/{side}"))
-        names.append(_saved_name(h5py, side_group, file_size, path) or side)
+        side_group = hdf5.child(group, side, where)
+        arrays.append(_keras3_cell_arrays(hdf5, side_group, f"{where}/{side}"))
+        names.append(_saved_name(hdf5, side_group, path) or side)
     if spec is None:
-        name = _saved_name(h5py, group, file_size, path) or group.name.rsplit("/", 1)[-1]
+        name = _saved_name(hdf5, group, path) or group.name.rsplit("/", 1)[-1]
         forward = _lstm_layer(names[0], arrays[0], None, where)
         backward = _lstm_layer(names[1], arrays[1], None, where)
         return _bidirectional(name, forward, backward, None, where)
