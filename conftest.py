@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 
-# Module (relative to this file) -> the optional packages it imports at the top.
-_NEEDS = {"src/fastlstm/dask.py": ("dask", "distributed")}
+# Module (relative to this file) -> the optional packages it imports at the top (or its examples use).
+_NEEDS = {"src/fastlstm/dask.py": ("dask", "distributed"), "src/fastlstm/convert/onnx.py": ("onnx",)}
 
 collect_ignore = [
     path

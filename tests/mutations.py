@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+
 from hypothesis import strategies as st
+
+EXAMPLE_TIME_LIMIT = 30
+"""Seconds one fuzzed read may take before it counts as a hang (a read takes milliseconds)."""
 
 
 def byte_mutations(max_position: int, max_delete: int) -> st.SearchStrategy:
@@ -37,3 +43,19 @@ def apply_mutations(data: bytes, mutations) -> bytes:
         elif kind == "overwrite":
             buffer[pos : pos + len(arg)] = arg
     return bytes(buffer)
+
+
+@contextlib.contextmanager
+def time_limit(seconds):
+    """Fail (instead of hanging the suite) if the block runs longer than ``seconds``."""
+
+    def expired(signum, frame):
+        raise TimeoutError(f"no result after {seconds} s: a hang")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -158,8 +158,8 @@ def test_other_recurrent_modules():
         fastlstm.from_torch(torch.nn.GRU(3, 4))
     with pytest.raises(ValueError, match=r"RNN is not supported; fastlstm converts nn.LSTM modules"):
         fastlstm.from_torch(torch.nn.RNN(3, 4))
-    with pytest.raises(ValueError, match=r"LSTMCell is not supported; fastlstm converts nn.LSTM modules"):
-        fastlstm.from_torch(torch.nn.LSTMCell(3, 4))
+    with pytest.raises(ValueError, match=r"Linear is not supported; fastlstm converts nn.LSTM modules"):
+        fastlstm.from_torch(torch.nn.Linear(3, 4))
     with pytest.raises(TypeError, match=r"from_torch takes an nn.LSTM or its state_dict\(\), got list"):
         fastlstm.from_torch([np.zeros((16, 3))])
 
@@ -238,3 +238,234 @@ def renamed(state, old, new):
 def test_bad_state_dicts(state, message):
     with pytest.raises(ValueError, match=message):
         fastlstm.from_torch(state)
+
+
+# ----------------------------------------------------------------- nn.LSTMCell and prefixes
+
+
+def cell_steps(cell, x, state=None):
+    """nn.LSTMCell called step by step over batch-major ``x``: outputs [batch, time, hidden], (c, h)."""
+    h, c = (None, None) if state is None else state
+    outputs = []
+    with torch.no_grad():
+        for t in range(x.shape[1]):
+            h, c = cell(torch.from_numpy(x[:, t]), None if h is None else (h, c))
+            outputs.append(h.numpy())
+    return np.stack(outputs, axis=1), (c.numpy(), h.numpy())
+
+
+@pytest.mark.parametrize(
+    "dtype, tol, bias", [(np.float32, 2e-6, True), (np.float64, 1e-12, True), (np.float32, 2e-6, False)]
+)
+def test_lstm_cell_is_the_cell_called_step_by_step(dtype, tol, bias):
+    torch.manual_seed(8)
+    cell = torch.nn.LSTMCell(3, 5, bias=bias).to(torch.float64 if dtype == np.float64 else torch.float32)
+    x = np.random.default_rng(2).uniform(-1, 1, (5, 7, 3)).astype(dtype)
+    want, (want_c, want_h) = cell_steps(cell, x)
+    model = fastlstm.from_torch(cell)
+    assert model.dtype == dtype and len(model.layers) == 1 and model.layers[0].forget_bias == 0.0
+    outputs, ((c, h),) = model(x)
+    assert max(np.abs(outputs - want).max(), np.abs(c - want_c).max(), np.abs(h - want_h).max()) < tol
+    # A given initial state is the (h, c) passed to the first call.
+    gen = np.random.default_rng(3)
+    h0, c0 = (torch.from_numpy(gen.uniform(-1, 1, (5, 5)).astype(dtype)) for _ in range(2))
+    want, (want_c, want_h) = cell_steps(cell, x, (h0, c0))
+    outputs, ((c, h),) = model(x, initial_state=[(c0.numpy(), h0.numpy())])
+    assert max(np.abs(outputs - want).max(), np.abs(c - want_c).max(), np.abs(h - want_h).max()) < tol
+
+
+class Tagger(torch.nn.Module):
+    """A model holding an LSTMCell and an LSTM among other modules, like silero-vad's."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv1d(3, 3, 1)
+        self.lstm_cell = torch.nn.LSTMCell(3, 5)
+        self.rnn = torch.nn.LSTM(3, 4, num_layers=2)
+        self.norm = torch.nn.BatchNorm1d(4)  # an int64 num_batches_tracked entry as well
+
+
+def test_prefix_picks_one_module_out_of_a_whole_state_dict():
+    torch.manual_seed(9)
+    tagger = Tagger()
+    state = tagger.state_dict()
+    x = np.random.default_rng(4).uniform(-1, 1, (5, 7, 3)).astype(np.float32)
+    want, _ = cell_steps(tagger.lstm_cell, x)
+    for prefix in ("lstm_cell.", "lstm_cell"):
+        model = fastlstm.from_torch(state, prefix=prefix)
+        assert np.abs(model(x)[0] - want).max() < 2e-6
+    xt = x.transpose(1, 0, 2).copy()  # nn.LSTM is sequence-first by default
+    with torch.no_grad():
+        want_rnn = tagger.rnn(torch.from_numpy(xt))[0].numpy()
+    rnn = fastlstm.from_torch(state, prefix="rnn.")
+    assert len(rnn.layers) == 2 and np.abs(rnn(xt, time_major=True)[0] - want_rnn).max() < 2e-6
+
+
+def test_prefix_errors_list_the_candidates():
+    state = Tagger().state_dict()
+    with pytest.raises(
+        ValueError,
+        match=r"state dict key 'conv.weight' is not an nn.LSTM weight .* with prefix= "
+        r"\(candidates: 'lstm_cell.', 'rnn.'\)",
+    ):
+        fastlstm.from_torch(state)
+    with pytest.raises(
+        ValueError,
+        match=r"the state dict has no nn.LSTM or nn.LSTMCell under prefix 'conv.' .*candidates: 'lstm_cell.', 'rnn.'",
+    ):
+        fastlstm.from_torch(state, prefix="conv.")
+    with pytest.raises(ValueError, match=r"under prefix '' .*candidates: 'lstm_cell.', 'rnn.'"):
+        fastlstm.from_torch(state, prefix="")
+    nested = {f"enc.{key}": value for key, value in state.items() if key.startswith("lstm_cell.")}
+    nested.update(
+        {
+            key.replace("lstm_cell.", "enc."): value
+            for key, value in state.items()
+            if key.startswith("lstm_cell.")
+        }
+    )
+    with pytest.raises(
+        ValueError, match=r"prefix 'enc.' is ambiguous: .*candidates: 'enc.', 'enc.lstm_cell.'"
+    ):
+        fastlstm.from_torch(nested, prefix="enc.")
+    with pytest.raises(TypeError, match=r"prefix must be a str such as 'lstm_cell.', got int"):
+        fastlstm.from_torch(state, prefix=3)
+
+
+def cell_state(**kwargs):
+    torch.manual_seed(10)
+    return {key: value.numpy() for key, value in torch.nn.LSTMCell(3, 4, **kwargs).state_dict().items()}
+
+
+@pytest.mark.parametrize(
+    "state, message",
+    [
+        (
+            {**cell_state(), "weight_ih_l0": np.zeros((16, 3), np.float32)},
+            r"mixes nn.LSTMCell keys \(bias_hh\) and nn.LSTM keys \(weight_ih_l0\)",
+        ),
+        (
+            {k: v for k, v in cell_state().items() if k != "bias_hh"},
+            r"state dict: bias_hh is missing \(an nn.LSTMCell has",
+        ),
+        ({k: v for k, v in cell_state().items() if k != "weight_hh"}, r"state dict: weight_hh is missing"),
+        (
+            {**cell_state(), "weight_hh": np.zeros((16, 5), np.float32)},
+            r"weight_hh has shape \(16, 5\); with weight_ih \(16, 3\) it must be \(16, 4\)",
+        ),
+        (
+            {**cell_state(), "bias_ih": np.zeros(12, np.float32)},
+            r"bias_ih has shape \(12,\); expected \(16,\)",
+        ),
+    ],
+)
+def test_bad_lstm_cell_state_dicts(state, message):
+    with pytest.raises(ValueError, match=message):
+        fastlstm.from_torch(state)
+
+
+def test_other_cells():
+    with pytest.raises(
+        ValueError, match=r"weight_hh has shape \(12, 4\): 3 gate blocks, a GRU's; .*nn.LSTMCell"
+    ):
+        fastlstm.from_torch(torch.nn.GRUCell(3, 4).state_dict())
+    with pytest.raises(ValueError, match=r"weight_hh has shape \(4, 4\): 1 gate block, a plain nn.RNN's"):
+        fastlstm.from_torch(torch.nn.RNNCell(3, 4).state_dict())
+    with pytest.raises(ValueError, match=r"RNNCell is not supported; fastlstm converts nn.LSTM modules"):
+        fastlstm.from_torch(torch.nn.RNNCell(3, 4))
+    cell = torch.nn.LSTMCell(3, 4)
+    cell.hidden_size = 6
+    with pytest.raises(ValueError, match=r"nn.LSTMCell has hidden_size=6 but its weights say hidden_size=4"):
+        fastlstm.from_torch(cell)
+
+
+# ------------------------------------------------------------------------- weights files
+
+
+def test_safetensors_file_without_torch(tmp_path):
+    """A whole model's .safetensors converts in a process where torch cannot be imported."""
+    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    torch.manual_seed(11)
+    tagger = Tagger()
+    safetensors_numpy.save_file(
+        {k: v.numpy() for k, v in tagger.state_dict().items()}, tmp_path / "model.safetensors"
+    )
+    x = np.random.default_rng(5).uniform(-1, 1, (2, 6, 3)).astype(np.float32)
+    np.save(tmp_path / "want.npy", cell_steps(tagger.lstm_cell, x)[0])
+    np.save(tmp_path / "x.npy", x)
+    script = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import numpy as np, fastlstm\n"
+        f"d = {str(tmp_path)!r}\n"
+        "model = fastlstm.from_torch(d + '/model.safetensors', prefix='lstm_cell.')\n"
+        "err = np.abs(model(np.load(d + '/x.npy'))[0] - np.load(d + '/want.npy')).max()\n"
+        "assert err < 2e-6, err\n"
+        "try:\n    import torch\nexcept ImportError:\n    print('ok')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_safetensors_half_precision(tmp_path):
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    torch.manual_seed(12)
+    lstm = torch.nn.LSTM(3, 4)
+    for half in (torch.bfloat16, torch.float16):
+        state = {key: value.to(half) for key, value in lstm.state_dict().items()}
+        safetensors_torch.save_file(state, tmp_path / "half.safetensors")
+        model = fastlstm.from_torch(tmp_path / "half.safetensors")
+        assert model.dtype == np.float32
+        widened = fastlstm.from_torch({key: value.float() for key, value in state.items()})
+        for got, want in zip(model.layers[0].get_weights(), widened.layers[0].get_weights(), strict=True):
+            assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_torch_save_files(tmp_path, zip_format):
+    torch.manual_seed(13)
+    tagger = Tagger()
+    path = tmp_path / "model.pt"
+    torch.save(tagger.state_dict(), path, _use_new_zipfile_serialization=zip_format)
+    direct = fastlstm.from_torch(tagger.state_dict(), prefix="rnn.")
+    from_file = fastlstm.from_torch(str(path), prefix="rnn.")
+    for a, b in zip(direct.layers, from_file.layers, strict=True):
+        for got, want in zip(a.get_weights(), b.get_weights(), strict=True):
+            assert np.array_equal(got, want)
+
+
+def test_bad_weights_files(tmp_path):
+    from fastlstm.io import StateDictFileError
+
+    torch.save(torch.nn.LSTM(3, 4), tmp_path / "module.pt")  # a pickled module, not a state dict
+    with pytest.raises(
+        StateDictFileError, match=r"module.pt: torch.load\(weights_only=True\) cannot read it"
+    ):
+        fastlstm.from_torch(tmp_path / "module.pt")
+    torch.save(torch.zeros(3), tmp_path / "tensor.pt")
+    with pytest.raises(StateDictFileError, match=r"tensor.pt: holds a Tensor, not a state dict"):
+        fastlstm.from_torch(tmp_path / "tensor.pt")
+    torch.save({"weight_ih": [1.0], "weight_hh": torch.zeros(16, 4)}, tmp_path / "list.pt")
+    with pytest.raises(StateDictFileError, match=r"list.pt: entry 'weight_ih' is a list, not a tensor"):
+        fastlstm.from_torch(tmp_path / "list.pt")
+    (tmp_path / "text.pt").write_text("weight_ih = 1")
+    with pytest.raises(
+        StateDictFileError, match=r"text.pt: neither a safetensors file nor a torch.save file"
+    ):
+        fastlstm.from_torch(tmp_path / "text.pt")
+    with pytest.raises(FileNotFoundError, match=r"state dict file .*absent.pt does not exist"):
+        fastlstm.from_torch(tmp_path / "absent.pt")
+    with pytest.raises(IsADirectoryError, match=r"is a directory; pass a .safetensors, .pt or .pth file"):
+        fastlstm.from_torch(tmp_path)
+
+
+def test_missing_safetensors_package_is_explained(tmp_path, monkeypatch):
+    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    safetensors_numpy.save_file(cell_state(), tmp_path / "cell.safetensors")
+    monkeypatch.setitem(sys.modules, "safetensors", None)
+    with pytest.raises(
+        ImportError, match=r"needs the optional dependency safetensors: pip install fastlstm\[safetensors\]"
+    ):
+        fastlstm.from_torch(tmp_path / "cell.safetensors")

@@ -53,6 +53,7 @@ def test_doctests_are_collected(pytestconfig):
         "fastlstm.rnn",
         "fastlstm.warmup",
         "fastlstm.convert.keras",
+        "fastlstm.convert.onnx",
         "fastlstm.convert.pytorch",
         "fastlstm.convert.tensorflow",
         "fastlstm.io.native",
@@ -64,6 +65,8 @@ def test_module_has_docstring_examples(name):
     if name == "fastlstm.dask":
         pytest.importorskip("dask")
         pytest.importorskip("distributed")
+    if name == "fastlstm.convert.onnx":
+        pytest.importorskip("onnx")
     module = importlib.import_module(name)
     examples = [test for test in doctest.DocTestFinder().find(module) if test.examples]
     assert examples, f"{name} has no docstring examples"

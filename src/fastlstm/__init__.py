@@ -9,7 +9,7 @@
 
 from .activations import HardSigmoid
 from .cell import BasicLSTMCell, LSTMCell, LSTMStateTuple, MultiRNNCell
-from .convert import from_keras, from_tf_checkpoint, from_torch
+from .convert import from_keras, from_onnx, from_tf_checkpoint, from_torch
 from .io.native import load, save
 from .layers import Dense, Embedding
 from .model import Backward, LSTMModel
@@ -29,6 +29,7 @@ __all__ = [
     "bidirectional_dynamic_rnn",
     "dynamic_rnn",
     "from_keras",
+    "from_onnx",
     "from_tf_checkpoint",
     "from_torch",
     "load",
