@@ -405,3 +405,68 @@ def test_projection_follows_new_weights():
     got, _ = model(IDS)
     want, _ = fastlstm.LSTMModel([cell])(emb.embeddings[IDS])
     np.testing.assert_array_equal(got, want)
+
+
+# -- from_tf_checkpoint: embedding_lookup before dynamic_rnn, tf.layers.dense after ----------------
+def tf1_variables():
+    gen = np.random.default_rng(30)
+    return {
+        "embedding": gen.uniform(-1, 1, (VOCAB, EMBED)).astype(np.float32),
+        "rnn/basic_lstm_cell/kernel": gen.uniform(-0.6, 0.6, (EMBED + UNITS, 4 * UNITS)).astype(np.float32),
+        "rnn/basic_lstm_cell/bias": gen.uniform(-0.5, 0.5, 4 * UNITS).astype(np.float32),
+        "dense/kernel": gen.uniform(-0.8, 0.8, (UNITS, 3)).astype(np.float32),
+        "dense/bias": gen.uniform(-0.5, 0.5, 3).astype(np.float32),
+        "logits/kernel": gen.uniform(-0.8, 0.8, (3, 2)).astype(np.float32),
+        "dense/kernel/Adam": np.zeros((UNITS, 3), np.float32),
+    }
+
+
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_from_tf_checkpoint_with_embedding_and_dense_scopes(return_sequences):
+    variables = tf1_variables()
+    model = fastlstm.from_tf_checkpoint(
+        variables,
+        embedding="embedding",
+        dense=["dense", "logits"],
+        dense_activations=["relu", "softmax"],
+        return_sequences=return_sequences,
+    )
+    lengths = [6, 4, 0, 3, 1]
+    got, _ = model(IDS, sequence_length=lengths)
+    x = variables["embedding"][IDS]
+    outputs, (_, h) = naive.dynamic_rnn(
+        x, variables["rnn/basic_lstm_cell/kernel"], variables["rnn/basic_lstm_cell/bias"], lengths
+    )
+    hidden = naive.dense(
+        outputs if return_sequences else h, variables["dense/kernel"], variables["dense/bias"], "relu"
+    )
+    want = naive.dense(hidden, variables["logits/kernel"], None, "softmax")
+    np.testing.assert_allclose(got, want, atol=2e-6, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"embedding": "embeddings"}, ValueError, r"no variable 'embeddings' \(the embedding variable\)"),
+        ({"dense": ["head"]}, ValueError, r"no variable 'head/kernel' \(the dense kernel\)"),
+        ({"dense": "dense"}, TypeError, "dense must be a list of scopes"),
+        (
+            {"embedding": "dense/bias"},
+            ValueError,
+            r"'dense/bias' \(the embedding variable\) has shape \(3,\); expected 2-D",
+        ),
+        (
+            {"dense": ["logits"]},
+            ValueError,
+            r"\(Dense\) takes inputs of depth 3 but layers\[0\] outputs depth 4",
+        ),
+        (
+            {"dense": ["dense"], "dense_activations": ["relu", None]},
+            ValueError,
+            "dense_activations has 2 entries",
+        ),
+    ],
+)
+def test_from_tf_checkpoint_refuses_bad_embedding_and_dense(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        fastlstm.from_tf_checkpoint(tf1_variables(), **kwargs)
