@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import fastlstm
+import fastlstm.scoring
 import naive
 from cell_helpers import basic_cell, lstm_cell, naive_options
 from fastlstm._runner import run_layer
@@ -224,3 +225,23 @@ def test_bfloat16_kernels_compile_only_when_used():
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_score_file_runs_a_float64_model_in_float32(tmp_path):
+    """score_file(precision="bfloat16") computes in float32 whatever the model's dtype."""
+    cell = basic_cell(6, 3, np.float64, seed=4)
+    x = np.random.default_rng(2).uniform(-1, 1, (5, 4, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    fastlstm.scoring.score_file(
+        cell, str(tmp_path / "x.npy"), str(tmp_path / "out.npy"), precision="bfloat16"
+    )
+    written = np.load(tmp_path / "out.npy")
+    as_float32 = basic_cell(6, 3, seed=0)
+    as_float32.set_weights(cell.get_weights())
+    expected, _ = fastlstm.dynamic_rnn(as_float32, x, precision="bfloat16")
+    assert written.dtype == np.float32
+    np.testing.assert_array_equal(written, expected)
+    with pytest.raises(ValueError, match="computes in float32, not float64"):
+        fastlstm.scoring.score_file(
+            cell, str(tmp_path / "x.npy"), str(tmp_path / "o.npy"), dtype="float64", precision="bfloat16"
+        )

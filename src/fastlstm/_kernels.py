@@ -1074,6 +1074,19 @@ def finish_rows(rows, c, h, lengths, max_time, out, batch_stride, time_stride, c
             out[b * batch_stride + t * time_stride] = 0
 
 
+@kernel_jit(KERNEL_OPTIONS, inline="always")
+def as_records(calls, layer, weights, gate):
+    """The plain tuples :func:`run_block` gets, as the records they hold.
+
+    numba types a named tuple argument of a call from Python in Python (about a
+    microsecond per record and call) but a plain tuple in C, so the layer
+    kernels, called from Python, take each record as ``tuple(record)``; the
+    functions they call by address rebuild the records here (and parallel
+    loops cannot carry named tuples built inside the kernel).
+    """
+    return KernelCalls(*calls), LayerArrays(*layer), CellArrays(*weights), GateScalars(*gate)
+
+
 @kernel_jit(KERNEL_OPTIONS, **CALLED_BY_ADDRESS)
 def run_block(block_start, block_stop, calls, layer, weights, gate, tiling):
     """Run the rows ``layer.order[block_start:block_stop]`` through every step.
@@ -1096,8 +1109,10 @@ def run_block(block_start, block_stop, calls, layer, weights, gate, tiling):
     product of ``_kernels_bf16``, which takes ``w_x``, ``w_h`` and
     ``projection`` in its packed form) and the cell's gate kernel (one of
     :data:`GATE_KERNELS`, or a user activation's), called at the addresses in
-    ``calls`` (a :class:`KernelCalls`).
+    ``calls`` (a :class:`KernelCalls`).  The records come as plain tuples
+    (see :func:`as_records`).
     """
+    calls, layer, weights, gate = as_records(calls, layer, weights, gate)
     x = layer.x
     lengths = layer.lengths
     reverse = layer.reverse
@@ -1310,6 +1325,7 @@ def lstm_layer(block_address, block_ptr, worker_ptr, worker_blocks, calls, layer
     Block ``k`` is the rows ``layer.order[block_ptr[k]:block_ptr[k + 1]]``;
     worker ``w`` runs the blocks ``worker_blocks[worker_ptr[w]:worker_ptr[w + 1]]``.
     Each block is one call of the :func:`run_block` compiled at ``block_address``.
+    The records come as plain tuples, passed on to :func:`run_block` as they are.
     """
     for worker in prange(worker_ptr.shape[0] - 1):
         for i in range(worker_ptr[worker], worker_ptr[worker + 1]):

@@ -25,7 +25,7 @@ import numpy as np
 from numba import types
 from numba.core.typing import signature
 
-# Per dispatcher, the address of each specialisation (by _type_key of its arguments). Weak
+# Per dispatcher, the address of each specialisation (by type_key of its arguments). Weak
 # keys: a user activation's gate kernel, and its entry here, go when its cells are gone.
 _addresses: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -34,12 +34,12 @@ _addresses: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _TYPED_FLAGS = 0x1 | 0x2 | 0x100 | 0x400
 
 
-def _type_key(value: object) -> object:
+def type_key(value: object) -> object:
     """What numba's type of ``value`` depends on, cheaply (well under a microsecond per array)."""
     if isinstance(value, np.ndarray):
         return (type(value), value.dtype, value.ndim, value.flags.num & _TYPED_FLAGS)
     if isinstance(value, tuple):  # a plain or a named tuple (a record: its class is part of its type)
-        return (type(value), *map(_type_key, value))
+        return (type(value), *map(type_key, value))
     return type(value)
 
 
@@ -57,7 +57,7 @@ def native_address(dispatcher: Callable, args: tuple) -> int | Callable:
     by_types = _addresses.get(dispatcher)
     if by_types is None:
         by_types = _addresses.setdefault(dispatcher, {})
-    key = _type_key(args)
+    key = type_key(args)
     address = by_types.get(key)
     if address is None:
         arg_types = tuple(numba.typeof(value) for value in args)

@@ -13,7 +13,7 @@ import heapq
 import os
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numba
 import numpy as np
@@ -21,7 +21,7 @@ from numba.np.ufunc import parallel as numba_parallel
 
 from . import _kernels
 from ._kernels import CellArrays, GateScalars, KernelCalls, LayerArrays, SplitWeights, SplitWork
-from ._native_calls import native_address
+from ._native_calls import native_address, type_key
 from .activations import SIGMOID_GATES, Activation, GateActivation
 
 # Rows per block: enough to reuse each weight row from cache, few enough that a
@@ -138,6 +138,8 @@ class KernelInputs:
     gate: GateScalars
     calls: KernelCalls
     gates_kernel: Callable  # keeps a user activation's kernel (and so its address) alive
+    # run_block's address by the types of the caller's arrays in LayerArrays (see _run_rows_spread)
+    block_addresses: dict = field(default_factory=dict)
 
 
 def _product_kernel(precision: str) -> tuple[Callable, Callable | None]:
@@ -412,14 +414,22 @@ def _run_rows_spread(
     batch = layer.lengths.shape[0]
     rows_per_block = block_rows(batch, n_workers)
     block_ptr = np.append(np.arange(0, batch, rows_per_block), batch).astype(np.int64)
-    block_args = (inputs.calls, layer, inputs.cell, inputs.gate, tiling)
-    block_address = native_address(_kernels.run_block, (0, 0, *block_args))
+    # The arrays of `layer` that run_layer makes (order, out, c_final, h_final) and the
+    # records of `inputs` always have the same types for one LayerWeights; only the
+    # caller's arrays can change run_block's specialisation.
+    caller_types = type_key((layer.x, layer.lengths, layer.c0, layer.h0))
+    # The layer kernels take the records as plain tuples (see _kernels.as_records).
+    records = (tuple(inputs.calls), tuple(layer), tuple(inputs.cell), tuple(inputs.gate), tiling)
+    block_address = inputs.block_addresses.get(caller_types)
+    if block_address is None:
+        block_address = native_address(_kernels.run_block, (0, 0, *records))
+        inputs.block_addresses[caller_types] = block_address
     if serial:
-        _kernels.lstm_layer_serial(block_address, block_ptr, *block_args)
+        _kernels.lstm_layer_serial(block_address, block_ptr, *records)
         return
     block_costs = np.add.reduceat(layer.lengths[layer.order], block_ptr[:-1])
     worker_ptr, worker_blocks = schedule_blocks(block_costs, n_workers)
-    _kernels.lstm_layer(block_address, block_ptr, worker_ptr, worker_blocks, *block_args)
+    _kernels.lstm_layer(block_address, block_ptr, worker_ptr, worker_blocks, *records)
 
 
 def _run_units_split(
@@ -448,8 +458,11 @@ def _run_units_split(
         m=np.empty((n_parts, batch, part_units), dtype),
     )
     column_tile = int(tiling[0])
-    step_args = (inputs.calls, split, inputs.gate, work, layer, column_tile)
-    step_address = native_address(_kernels.step_unit_part, (0, 0, 0, 0, 0, *step_args))
+    # Records, not plain tuples as in _run_rows_spread: this kernel runs only steps big
+    # enough for numba's slower typing of named tuples not to matter (see as_records).
+    step_address = native_address(
+        _kernels.step_unit_part, (0, 0, 0, 0, 0, inputs.calls, split, inputs.gate, work, layer, column_tile)
+    )
     _kernels.lstm_layer_split_units(
         step_address, inputs.calls, split, inputs.gate, work, layer, chunk_steps, column_tile
     )

@@ -34,6 +34,9 @@ Initializer = Callable[[tuple, np.dtype, np.random.Generator], Any]
 SeedLike = int | np.random.Generator | None
 
 
+# fastlstm's settings beyond TF's API, with the values that keep TF's behaviour.
+_EXTENSION_DEFAULTS: dict[str, Any] = {"recurrent_activation": "sigmoid", "gate_clip": None}
+
 # Held while a cell is built lazily by its first run (runs may come from several threads).
 _BUILD_LOCK = threading.RLock()
 
@@ -381,6 +384,9 @@ class _LSTMBase(RNNCell):
 
     def __repr__(self) -> str:
         config = {**self.get_config(), "activation": self._activation.name}
+        for key, default in _EXTENSION_DEFAULTS.items():  # shown only when used, so TF's cells look as in TF
+            if key in config and config[key] == default:
+                del config[key]
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in config.items())})"
 
 
