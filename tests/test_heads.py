@@ -470,3 +470,23 @@ def test_from_tf_checkpoint_with_embedding_and_dense_scopes(return_sequences):
 def test_from_tf_checkpoint_refuses_bad_embedding_and_dense(kwargs, error, message):
     with pytest.raises(error, match=message):
         fastlstm.from_tf_checkpoint(tf1_variables(), **kwargs)
+
+
+def test_token_ids_add_no_kernel_specialisation(rng):
+    """Ids of any integer dtype and layout, masked or not, projected or gathered: one kernel per dtype."""
+    from fastlstm import _kernels
+    from test_specialisations import KERNELS
+
+    for dtype in (np.float32, np.float64):
+        table = rng.uniform(-1, 1, (VOCAB, EMBED))
+        for mask_zero in (False, True):
+            cell = fastlstm.BasicLSTMCell(UNITS, dtype=dtype)
+            wide = fastlstm.BasicLSTMCell(128, dtype=dtype)  # one row: the units split over the threads
+            model = fastlstm.LSTMModel([fastlstm.Embedding(table, mask_zero, dtype=dtype), (cell, wide)])
+            model(IDS.astype(np.int32))
+            model(np.asfortranarray(IDS.T).astype(np.uint8), time_major=True)
+            model(IDS[:1])
+            model(IDS.tolist(), sequence_length=[6, 5, 4, 3, 2])
+    counts = {name: len(kernel.signatures) for name, kernel in KERNELS.items()}
+    assert all(count <= 2 for count in counts.values()), counts
+    assert len(_kernels.project_table.signatures) == 2
