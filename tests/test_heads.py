@@ -474,7 +474,7 @@ def test_from_tf_checkpoint_refuses_bad_embedding_and_dense(kwargs, error, messa
 
 def test_token_ids_add_no_kernel_specialisation(rng):
     """Ids of any integer dtype and layout, masked or not, projected or gathered: one kernel per dtype."""
-    from fastlstm import _kernels
+    from fastlstm import _kernels, _runner
     from test_specialisations import KERNELS
 
     for dtype in (np.float32, np.float64):
@@ -487,6 +487,24 @@ def test_token_ids_add_no_kernel_specialisation(rng):
             model(np.asfortranarray(IDS.T).astype(np.uint8), time_major=True)
             model(IDS[:1])
             model(IDS.tolist(), sequence_length=[6, 5, 4, 3, 2])
-    counts = {name: len(kernel.signatures) for name, kernel in KERNELS.items()}
-    assert all(count <= 2 for count in counts.values()), counts
+            weights = cell._weights(np.dtype(dtype))
+            state = np.zeros((2, UNITS), dtype)
+            ids = IDS[:2].astype(np.int64)
+            _runner.run_layer(
+                weights, table.astype(dtype), np.array([6, 2]), state, state, False, serial=True, tokens=ids
+            )
+        # The same kernels fed vectors: the token runs must have compiled nothing else.
+        x = rng.standard_normal((2, 3, EMBED)).astype(dtype)
+        fastlstm.dynamic_rnn(cell, x)
+        fastlstm.dynamic_rnn(wide, x[:1])
+        _runner.run_layer(weights, x, np.array([3, 1]), state, state, False, serial=True)
+    layer_kernels = [
+        "run_block",
+        "lstm_layer",
+        "lstm_layer_serial",
+        "step_unit_part",
+        "lstm_layer_split_units",
+    ]
+    counts = {name: len(KERNELS[name].signatures) for name in layer_kernels}
+    assert counts == dict.fromkeys(layer_kernels, 2), counts
     assert len(_kernels.project_table.signatures) == 2

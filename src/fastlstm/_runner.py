@@ -401,8 +401,8 @@ def projected_table(weights: LayerWeights, table: np.ndarray, inputs: KernelInpu
         return kept[1]
     projection = np.empty((table.shape[0], 4 * weights.units), table.dtype)
     projection[:] = weights.bias
+    # Kept writeable, as every kernel input (a read-only array is another type: another compile).
     _kernels.project_table(inputs.calls, table, inputs.cell.w_x, projection, COLUMN_TILE)
-    projection.setflags(write=False)
     _projected_tables[weights] = (weakref.ref(table), projection)
     return projection
 
