@@ -152,7 +152,7 @@ def from_tf_checkpoint(
     ... }
     >>> model = fastlstm.from_tf_checkpoint(variables, cell_clip=3.0)
     >>> model.layers[0]
-    LSTMCell(num_units=4, use_peepholes=False, cell_clip=3.0, num_proj=2, proj_clip=None, forget_bias=1.0, state_is_tuple=True, activation='tanh', name='rnn/lstm_cell', dtype='float32', recurrent_activation='sigmoid', gate_clip=None)
+    LSTMCell(num_units=4, use_peepholes=False, cell_clip=3.0, num_proj=2, proj_clip=None, forget_bias=1.0, state_is_tuple=True, activation='tanh', name='rnn/lstm_cell', dtype='float32')
     >>> outputs, (state,) = model(np.ones((2, 5, 3), np.float32), sequence_length=[5, 2])
     >>> outputs.shape, state.c.shape
     ((2, 5, 2), (2, 4))
