@@ -137,6 +137,49 @@ def dynamic_rnn(
     return outputs, (final_c, final_h)
 
 
+def keras_masked_rnn(inputs, mask, kernel, bias, go_backwards=False, zero_output_for_mask=False, **cell):
+    """Keras' RNN loop with a mask, one row and one step at a time, in float64.
+
+    Every step is visited (``go_backwards``: from the last to the first); at a
+    masked step the state stays as it was and the output is the previous
+    output (the ``h`` of the state, Keras' default) or zeros
+    (``zero_output_for_mask``, what Keras' Bidirectional forces). Returns the
+    outputs in input time order (as Bidirectional flips them back), the last
+    output (Keras' ``return_sequences=False``) and the final ``(c, h)``.
+    """
+    x = np.asarray(inputs, np.float64)
+    batch, max_time, _ = x.shape
+    units = np.asarray(bias).shape[0] // 4
+    outputs = np.zeros((batch, max_time, units))
+    last = np.zeros((batch, units))
+    final_c, final_h = np.zeros((batch, units)), np.zeros((batch, units))
+    for b in range(batch):
+        c, h = np.zeros(units), np.zeros(units)
+        steps = range(max_time - 1, -1, -1) if go_backwards else range(max_time)
+        for t in steps:
+            if mask[b, t]:
+                c, h = lstm_step(
+                    x[b, t], c, h, np.asarray(kernel, np.float64), np.asarray(bias, np.float64), **cell
+                )
+                outputs[b, t] = h
+            else:
+                outputs[b, t] = 0.0 if zero_output_for_mask else h
+            last[b] = outputs[b, t]
+        final_c[b], final_h[b] = c, h
+    return outputs, last, (final_c, final_h)
+
+
+def dense(x, kernel, bias=None, activation="linear"):
+    """Keras' Dense in float64: ``activation(x @ kernel + bias)``; softmax over the last axis."""
+    z = np.asarray(x, np.float64) @ np.asarray(kernel, np.float64)
+    if bias is not None:
+        z = z + np.asarray(bias, np.float64)
+    if activation == "softmax":
+        e = np.exp(z - z.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+    return ACTIVATIONS[activation](z)
+
+
 def bf16(x):
     """float64 values rounded to the nearest bfloat16 (8 significant bits, ties to even).
 

@@ -11,6 +11,7 @@ from .activations import HardSigmoid
 from .cell import BasicLSTMCell, LSTMCell, LSTMStateTuple, MultiRNNCell
 from .convert import from_keras, from_onnx, from_tf_checkpoint, from_torch
 from .io.native import load, save
+from .layers import Dense, Embedding
 from .model import Backward, LSTMModel
 from .rnn import bidirectional_dynamic_rnn, dynamic_rnn
 from .warmup import warmup
@@ -18,6 +19,8 @@ from .warmup import warmup
 __all__ = [
     "Backward",
     "BasicLSTMCell",
+    "Dense",
+    "Embedding",
     "HardSigmoid",
     "LSTMCell",
     "LSTMModel",

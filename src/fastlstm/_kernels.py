@@ -78,10 +78,17 @@ class LayerArrays(NamedTuple):
     """A layer call's inputs, outputs and row order.
 
     ``x``/``out`` are 2-D ``[batch * max_time, depth]`` views; step ``t`` of row
-    ``b`` is line ``b * batch_stride + t * time_stride`` of both.
+    ``b`` is line ``b * batch_stride + t * time_stride`` of both. With
+    ``tokens`` (non-empty, int64 ``[batch * max_time]``) ``x`` is an embedding
+    table instead and step line ``l`` reads its row ``tokens[l]``: the rows are
+    gathered into the chunk, never copied into a ``[batch, max_time, depth]``
+    array. With ``projected`` those rows are already ``bias + x @ W_x``
+    (``[vocab, 4 * units]``): they go straight into the gates, with no product.
     """
 
     x: np.ndarray
+    tokens: np.ndarray  # int64; empty: x holds the steps themselves
+    projected: bool  # x rows are bias + embedding @ W_x (run_block only)
     batch_stride: int
     time_stride: int
     max_time: int
@@ -1029,15 +1036,19 @@ def copy_into(typingctx, dst, src):
 
 
 @kernel_jit(KERNEL_OPTIONS, inline="always")
-def gather_chunk(rows, active, t0, t1, x, batch_stride, time_stride, lengths, reverse, x_rows, chunk_start):
+def gather_chunk(
+    rows, active, t0, t1, x, tokens, batch_stride, time_stride, lengths, reverse, x_rows, chunk_start
+):
     """Copy the inputs of steps ``t0 <= t < t1`` of the running rows into ``x_rows``.
 
     ``rows`` are sorted by decreasing length, so the rows running at step ``t``
     are a prefix of them; step ``t``'s rows land in
-    ``x_rows[chunk_start[t - t0]:chunk_start[t - t0 + 1]]``.  Returns the new
-    number of running rows.
+    ``x_rows[chunk_start[t - t0]:chunk_start[t - t0 + 1]]``.  With ``tokens``
+    (non-empty) a step's line ``l`` reads row ``tokens[l]`` of ``x`` (an
+    embedding table), else row ``l``.  Returns the new number of running rows.
     """
     q = 0
+    gather = tokens.shape[0] > 0
     for t in range(t0, t1):
         while active > 0 and lengths[rows[active - 1]] <= t:
             active -= 1
@@ -1045,7 +1056,8 @@ def gather_chunk(rows, active, t0, t1, x, batch_stride, time_stride, lengths, re
         for r in range(active):
             b = rows[r]
             tt = lengths[b] - 1 - t if reverse else t
-            copy_into(x_rows[q], x[b * batch_stride + tt * time_stride])
+            line = b * batch_stride + tt * time_stride
+            copy_into(x_rows[q], x[tokens[line] if gather else line])
             q += 1
     chunk_start[t1 - t0] = q
     return active
@@ -1090,7 +1102,8 @@ def run_block(block_start, block_stop, calls, layer, weights, gate, tiling):
     Time is processed in chunks: for a chunk, the input part ``bias + x @ W_x``
     of every (step, running row) pair is one matrix product with many rows
     (each weight row is reused across all of them); then each step adds
-    ``h @ W_h`` for the running rows and applies the gate math.
+    ``h @ W_h`` for the running rows and applies the gate math (with
+    ``layer.projected`` the gathered rows are those sums already).
     ``tiling = [column_tile, chunk_rows]`` bounds the cache footprint.  The
     products and the gate math are :func:`matmul_accumulate` (or the bfloat16
     product of ``_kernels_bf16``, which takes ``w_x``, ``w_h`` and
@@ -1115,7 +1128,8 @@ def run_block(block_start, block_stop, calls, layer, weights, gate, tiling):
     w_x = weights.w_x
     w_h = weights.w_h
     dtype = weights.bias.dtype
-    x_rows = np.empty((chunk_steps * n, depth), dtype=dtype)
+    projected = layer.projected
+    x_rows = np.empty((0 if projected else chunk_steps * n, depth), dtype=dtype)
     gates = np.empty((chunk_steps * n, 4 * units), dtype=dtype)
     chunk_start = np.empty(chunk_steps + 1, dtype=np.int64)
     h = np.empty((n, out_depth), dtype=dtype)
@@ -1129,13 +1143,40 @@ def run_block(block_start, block_stop, calls, layer, weights, gate, tiling):
     active = n
     for t0 in range(0, steps, chunk_steps):
         t1 = min(t0 + chunk_steps, steps)
-        active = gather_chunk(
-            rows, active, t0, t1, x, batch_stride, time_stride, lengths, reverse, x_rows, chunk_start
-        )
-        total = chunk_start[t1 - t0]
-        for q in range(total):
-            copy_into(gates[q], weights.bias)
-        call_compiled(calls.matmul, (x_rows, total, w_x, gates, column_tile))
+        if projected:  # the rows are bias + x @ W_x already: gathered straight into the gates
+            active = gather_chunk(
+                rows,
+                active,
+                t0,
+                t1,
+                x,
+                layer.tokens,
+                batch_stride,
+                time_stride,
+                lengths,
+                reverse,
+                gates,
+                chunk_start,
+            )
+        else:
+            active = gather_chunk(
+                rows,
+                active,
+                t0,
+                t1,
+                x,
+                layer.tokens,
+                batch_stride,
+                time_stride,
+                lengths,
+                reverse,
+                x_rows,
+                chunk_start,
+            )
+            total = chunk_start[t1 - t0]
+            for q in range(total):
+                copy_into(gates[q], weights.bias)
+            call_compiled(calls.matmul, (x_rows, total, w_x, gates, column_tile))
         for t in range(t0, t1):
             lo = chunk_start[t - t0]
             running = chunk_start[t - t0 + 1] - lo
@@ -1212,7 +1253,8 @@ def lstm_layer_split_units(step_address, calls, split, gate, work, layer, chunk_
     weights by part (``split``) and the work arrays (``work``) that this
     function also uses.  Each element gets exactly the operations it gets in
     :func:`run_block`, so results are bitwise the same.  No projection
-    (``LSTMCell(num_proj=...)`` always runs through :func:`lstm_layer`).
+    (``LSTMCell(num_proj=...)`` always runs through :func:`lstm_layer`), and
+    never ``layer.projected`` inputs (token ids gather their rows all the same).
     """
     rows = layer.order
     c0 = layer.c0
@@ -1237,6 +1279,7 @@ def lstm_layer_split_units(step_address, calls, split, gate, work, layer, chunk_
             t0,
             t1,
             layer.x,
+            layer.tokens,
             layer.batch_stride,
             layer.time_stride,
             layer.lengths,
@@ -1290,6 +1333,18 @@ def lstm_layer(block_address, block_ptr, worker_ptr, worker_blocks, calls, layer
             call_compiled(
                 block_address, (block_ptr[blk], block_ptr[blk + 1], calls, layer, weights, gate, tiling)
             )
+
+
+@kernel_jit(KERNEL_OPTIONS, no_cfunc_wrapper=True)
+def project_table(calls, table, w_x, projection, column_tile):
+    """``projection += table @ w_x`` by the product kernel at ``calls.matmul``.
+
+    An embedding table's input projection (``projection`` holds the bias in
+    every row): each row gets exactly the sums :func:`run_block` would give
+    that row as a step's input, since the product's order of summation per
+    element never depends on the other rows.
+    """
+    call_compiled(calls.matmul, (table, table.shape[0], w_x, projection, column_tile))
 
 
 @kernel_jit(KERNEL_OPTIONS, no_cfunc_wrapper=True)

@@ -81,6 +81,7 @@ def run(
     lengths: np.ndarray,
     time_major: bool,
     precision: str = "float32",
+    tokens: np.ndarray | None = None,
 ) -> list[tuple[np.ndarray, Any]]:
     """Run the directions of a layer; ``(outputs, final_state)`` for each, in order.
 
@@ -88,14 +89,21 @@ def run(
     direction's dtype, ``[batch, max_time, depth]`` or time-major);
     ``lengths`` int64 ``[batch]``; ``precision`` that of the matrix products
     (``"bfloat16"``: float32 runs only). Outputs are in input time order for
-    both directions and zero past each row's length.
+    both directions and zero past each row's length. With ``tokens`` (int64
+    ``[batch, max_time]`` or time-major, checked against the table) each
+    direction's input is an embedding table ``[vocab, depth]`` whose rows its
+    bottom cell gathers (:func:`fastlstm._runner.run_layer`).
     """
     results = []
     for (cell, direction, leaves), x in zip(layer, inputs):
         reverse = direction is _BACKWARD
         finals = []
+        ids = tokens
         for weights, c0, h0 in leaves:
-            x, c, h = run_layer(weights, x, lengths, c0, h0, time_major, reverse=reverse, precision=precision)
+            x, c, h = run_layer(
+                weights, x, lengths, c0, h0, time_major, reverse=reverse, precision=precision, tokens=ids
+            )
+            ids = None
             finals.append((c, h))
         results.append((x, cell._pack_final(iter(finals))))
     return results

@@ -33,6 +33,11 @@ COLUMN_TILE = 1024
 # at most this, and at most a quarter of the outputs' size over all workers.
 CHUNK_BYTES = 256 * 1024
 
+# An embedding table's input projection (bias + embeddings @ W_x, [vocab, 4 * units]) is
+# computed once and kept, so that token ids need only a row gather, when it takes at most
+# this many bytes (float32 products only: bfloat16 ones gather the embedding rows instead).
+PROJECTED_TABLE_BYTES = 32 * 2**20
+
 # A batch with fewer rows than workers runs with the units split across the
 # workers (one prange, i.e. one thread barrier, per step) when a step has at
 # least this many multiply-adds per row to share; otherwise rows are spread.
@@ -46,6 +51,8 @@ _forked_from_openmp = False
 # What the kernels need of a LayerWeights, by precision, made on its first run in it (see kernel_inputs).
 _kernel_inputs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _split_weights: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# A LayerWeights' projected embedding table: (weak reference to the table, projection).
+_projected_tables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True, eq=False)
@@ -294,6 +301,7 @@ def run_layer(
     split_units: bool | None = None,
     serial: bool = False,
     precision: str = "float32",
+    tokens: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run one layer; returns ``(outputs, c_final, h_final)``.
 
@@ -307,14 +315,29 @@ def run_layer(
     process forked after numba's OpenMP threads started.  ``precision=
     "bfloat16"`` (float32 weights only) runs the matrix products in bfloat16
     (``_kernels_bf16``): the same layer kernels, another product kernel.
+
+    With ``tokens`` (int64 ``[batch, max_time]``, or time-major, each in
+    ``[0, vocab)``, C-contiguous) ``x`` is a read-only embedding table
+    ``[vocab, depth]`` whose rows the kernel gathers step by step; for float32
+    products and a table whose projection ``bias + x @ W_x`` fits
+    :data:`PROJECTED_TABLE_BYTES`, that projection (made once per weights and
+    table, by the same product kernel) is gathered instead. Both give bitwise
+    the outputs of ``x[tokens]`` fed as inputs: the product sums each row in a
+    fixed order, whatever the other rows.
     """
     serial = serial or _forked_from_openmp
     dtype = weights.kernel.dtype
+    if tokens is not None:
+        dims = tokens.shape
+        depth = x.shape[1]
+    else:
+        dims = x.shape[:2]
+        depth = x.shape[2]
     if time_major:
-        max_time, batch, depth = x.shape
+        max_time, batch = dims
         x_strides = (1, batch)
     else:
-        batch, max_time, depth = x.shape
+        batch, max_time = dims
         x_strides = (max_time, 1)
     out_depth = weights.out_depth
     out_shape = (max_time, batch, out_depth) if time_major else (batch, max_time, out_depth)
@@ -328,8 +351,15 @@ def run_layer(
     units = weights.units
     chunk_bytes = min(CHUNK_BYTES, out.nbytes // (4 * n_workers))
     tiling = np.array([COLUMN_TILE, max(1, chunk_bytes // (4 * units * dtype.itemsize))], dtype=np.int64)
+    inputs = kernel_inputs(weights, precision)
+    split = not serial and (
+        split_units or (split_units is None and use_split_units(weights, batch, n_workers))
+    )
+    projected = tokens is not None and not split and precision == "float32" and _fits_projection(weights, x)
     layer = LayerArrays(
-        x=x.reshape(batch * max_time, depth),
+        x=x if tokens is not None else x.reshape(batch * max_time, depth),
+        tokens=_NO_TOKENS if tokens is None else tokens.reshape(batch * max_time),
+        projected=projected,
         batch_stride=x_strides[0],
         time_stride=x_strides[1],
         max_time=max_time,
@@ -342,14 +372,39 @@ def run_layer(
         c_final=c_final,
         h_final=h_final,
     )
-    inputs = kernel_inputs(weights, precision)
+    if projected:
+        layer = layer._replace(x=projected_table(weights, x, inputs))
     if serial:
         _run_rows_spread(inputs, layer, tiling, 1, serial=True)
-    elif split_units or (split_units is None and use_split_units(weights, batch, n_workers)):
+    elif split:
         _run_units_split(weights, inputs, layer, tiling, n_workers, precision)
     else:
         _run_rows_spread(inputs, layer, tiling, n_workers)
     return out, c_final, h_final
+
+
+_NO_TOKENS = np.empty(0, np.int64)
+
+
+def _fits_projection(weights: LayerWeights, table: np.ndarray) -> bool:
+    return table.shape[0] * 4 * weights.units * table.itemsize <= PROJECTED_TABLE_BYTES
+
+
+def projected_table(weights: LayerWeights, table: np.ndarray, inputs: KernelInputs) -> np.ndarray:
+    """``bias + table @ W_x`` ``[vocab, 4 * units]`` by the layer's own product kernel; kept per weights.
+
+    The one kept per ``weights`` is for the last table seen (an Embedding's
+    read-only array, so it cannot change under the cache).
+    """
+    kept = _projected_tables.get(weights)
+    if kept is not None and kept[0]() is table:
+        return kept[1]
+    projection = np.empty((table.shape[0], 4 * weights.units), table.dtype)
+    projection[:] = weights.bias
+    # Kept writeable, as every kernel input (a read-only array is another type: another compile).
+    _kernels.project_table(inputs.calls, table, inputs.cell.w_x, projection, COLUMN_TILE)
+    _projected_tables[weights] = (weakref.ref(table), projection)
+    return projection
 
 
 def _run_rows_spread(

@@ -477,3 +477,111 @@ def step_inputs(inputs: Any, state: Any) -> np.ndarray:
     if state is None:
         raise ValueError("a cell step needs a state; start from cell.zero_state(batch_size)")
     return x
+
+
+# -- the layers around the recurrent ones: Embedding and Dense -------------------------------------
+def layer_weight(value: Any, ndim: int, what: str, dtype: Any) -> np.ndarray:
+    """An Embedding's or Dense layer's weight: a real array of rank ``ndim`` with no empty axis.
+
+    Copied, C-contiguous, in ``dtype`` (None: the array's own float32/float64
+    dtype, float32 for any other real dtype).
+    """
+    array = real_array(value, what)
+    if array.ndim != ndim or 0 in array.shape:
+        raise ValueError(f"{what} must be a non-empty {ndim}-D array, got shape {array.shape}")
+    if dtype is None:
+        resolved = array.dtype if array.dtype in SUPPORTED_DTYPES else np.dtype(np.float32)
+    else:
+        resolved = float_dtype(dtype)
+    check_size(array.shape, what, resolved.itemsize)
+    return np.array(array, dtype=resolved, order="C", copy=True)
+
+
+def flag(value: Any, what: str) -> bool:
+    """A bool argument (Python or numpy bool)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{what} must be True or False, got {type(value).__name__}: {value!r}")
+    return bool(value)
+
+
+def dense_activation(value: Any, names: Any) -> str:
+    """A Dense layer's activation: one of ``names`` (None: ``"linear"``)."""
+    if value is None:
+        return "linear"
+    if not isinstance(value, str):
+        raise TypeError(
+            f"a Dense layer's activation must be a name ({sorted(names)}) or None, "
+            f"got {type(value).__name__}: {value!r}"
+        )
+    key = value.lower()
+    if key not in names:
+        raise ValueError(f"unknown Dense activation {value!r}; expected one of {sorted(names)} or None")
+    return key
+
+
+def dense_bias(bias: np.ndarray | None, units: int) -> None:
+    """A Dense layer's bias: None or ``[units]``."""
+    if bias is not None and bias.shape != (units,):
+        raise ValueError(f"a Dense layer's bias must have shape ({units},), got {bias.shape}")
+
+
+def layer_roles(roles: list[str]) -> None:
+    """The order of an ``LSTMModel``'s layers: an optional ``"embedding"`` first, then
+    at least one ``"recurrent"`` layer, then any number of ``"dense"`` layers."""
+    for k, role in enumerate(roles):
+        if role == "embedding" and k != 0:
+            raise ValueError(f"layers[{k}] is an Embedding; an Embedding can only be layers[0]")
+        if role == "recurrent" and "dense" in roles[:k]:
+            first = roles.index("dense")
+            raise ValueError(
+                f"layers[{k}] is a recurrent layer after the Dense layer layers[{first}]; "
+                f"Dense layers come after every recurrent layer"
+            )
+    if "recurrent" not in roles:
+        raise ValueError("LSTMModel needs at least one recurrent layer (a cell, a Backward layer or a pair)")
+
+
+def token_ids(inputs: Any, time_major: bool, vocab: int) -> np.ndarray:
+    """Token ids for an Embedding of ``vocab`` rows, as C-contiguous int64 ``[batch, max_time]``.
+
+    Time-major ids ``[max_time, batch]`` are transposed; a ValueError names the
+    row and step of the first id outside ``[0, vocab)``.
+    """
+    try:
+        array = np.asarray(inputs)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"token ids could not be read as an integer array: {exc}") from exc
+    if array.dtype.kind not in "iu":
+        raise TypeError(
+            f"a model with an Embedding takes integer token ids, got dtype {array.dtype} "
+            f"(cast whole-number ids with ids.astype('int64'))"
+        )
+    if array.ndim != 2:
+        layout = "[max_time, batch]" if time_major else "[batch, max_time]"
+        raise ValueError(f"token ids must be 2-D {layout}, got shape {array.shape}")
+    check_size(array.shape, "token ids", 8, array.size)
+    ids = array.T if time_major else array
+    if ids.size:
+        outside = (ids < 0) | (ids >= vocab)
+        first = int(np.argmax(outside))
+        row, step = divmod(first, ids.shape[1])
+        if outside[row, step]:
+            raise ValueError(
+                f"token id {ids[row, step].item()} at row {row}, step {step} is outside the "
+                f"Embedding's vocabulary [0, {vocab})"
+            )
+    return np.ascontiguousarray(ids, dtype=np.int64)
+
+
+def model_input_size(input_size: Any, embedding_dim: int | None) -> int:
+    """``LSTMModel.build``'s ``input_size``: required without an Embedding, else its ``output_dim`` (or None)."""
+    if input_size is None:
+        if embedding_dim is None:
+            raise TypeError(
+                "build() needs input_size (the depth of the inputs) for a model without an Embedding"
+            )
+        return embedding_dim
+    depth = positive_int(input_size, "input_size")
+    if embedding_dim is not None and depth != embedding_dim:
+        raise ValueError(f"input_size={depth} but the Embedding makes vectors of depth {embedding_dim}")
+    return depth

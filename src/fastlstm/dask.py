@@ -203,11 +203,15 @@ def _lazy_run(
     numba_threads: int | None,
 ) -> tuple[da.Array, Any]:
     x = da.asarray(inputs)
-    if x.ndim != 3:
+    takes_ids = isinstance(obj, fastlstm.LSTMModel) and obj.embedding is not None
+    rank = 2 if takes_ids else 3
+    if x.ndim != rank:
         layout = "[max_time, batch, depth]" if time_major else "[batch, max_time, depth]"
-        raise ValueError(f"inputs must be 3-D {layout}, got shape {x.shape}")
+        if takes_ids:
+            layout = "[max_time, batch] token ids" if time_major else "[batch, max_time] token ids"
+        raise ValueError(f"inputs must be {rank}-D {layout}, got shape {x.shape}")
     batch_axis = 1 if time_major else 0
-    x = x.rechunk({axis: -1 for axis in range(3) if axis != batch_axis})
+    x = x.rechunk({axis: -1 for axis in range(rank) if axis != batch_axis})
     batch, chunks = x.shape[batch_axis], x.chunks[batch_axis]
     lengths = None
     if sequence_length is not None:
@@ -230,7 +234,7 @@ def _lazy_run(
     # A run on zero rows does every check the library does (cell, dtypes, depth,
     # state structure), builds an unbuilt cell once, here, and gives the dtype
     # and shapes of the results; no kernel runs.
-    meta_x = np.empty((x.shape[0], 0, x.shape[2]) if time_major else (0, *x.shape[1:]), x.dtype)
+    meta_x = np.empty((x.shape[0], 0, *x.shape[2:]) if time_major else (0, *x.shape[1:]), x.dtype)
     meta_lengths = None if lengths is None else np.empty(0, lengths.dtype)
     meta_initial = _unflatten(skeleton, [np.empty((0, leaf.shape[1]), leaf.dtype) for leaf in state_leaves])
     meta_outputs, meta_state = _run(obj, meta_x, meta_lengths, meta_initial, dtype, time_major)
@@ -238,7 +242,7 @@ def _lazy_run(
     state_skeleton = _flatten(meta_state, meta_leaves)
 
     shared = dask.delayed(obj, pure=True, traverse=False)  # the one key holding the weights
-    index = ("t", "b", "d") if time_major else ("b", "t", "d")
+    index = (("t", "b", "d") if time_major else ("b", "t", "d"))[:rank]
     args: list = [shared, None, x, index, lengths, None if lengths is None else ("b",)]
     for k, leaf in enumerate(state_leaves):
         args += [leaf, ("b", f"s{k}")]
@@ -253,14 +257,19 @@ def _lazy_run(
         concatenate=True,
         meta=np.empty((0,), object),
     )
-    depth = meta_outputs.shape[2]
-    outputs = blocks.map_blocks(
-        _part,
-        0,
-        new_axis=[0, 2] if time_major else [1, 2],
-        chunks=((x.shape[0],), chunks, (depth,)) if time_major else (chunks, (x.shape[1],), (depth,)),
-        meta=np.empty((0, 0, 0), meta_outputs.dtype),
-    )
+    depth = meta_outputs.shape[-1]
+    if meta_outputs.ndim == 2:  # a model's final outputs (return_sequences=False): [batch, depth]
+        outputs = blocks.map_blocks(
+            _part, 0, new_axis=[1], chunks=(chunks, (depth,)), meta=np.empty((0, 0), meta_outputs.dtype)
+        )
+    else:
+        outputs = blocks.map_blocks(
+            _part,
+            0,
+            new_axis=[0, 2] if time_major else [1, 2],
+            chunks=((x.shape[0],), chunks, (depth,)) if time_major else (chunks, (x.shape[1],), (depth,)),
+            meta=np.empty((0, 0, 0), meta_outputs.dtype),
+        )
     state_parts = [
         blocks.map_blocks(
             _part, 1 + k, new_axis=[1], chunks=(chunks, (leaf.shape[1],)), meta=np.empty((0, 0), leaf.dtype)
@@ -343,12 +352,14 @@ def run_model(
     """``model(inputs, ...)`` for an :class:`~fastlstm.LSTMModel`, over a dask array chunked by batch.
 
     Parameters are as for :func:`dynamic_rnn` (the model computes in
-    ``model.dtype``; ``initial_state`` has one entry per layer, as for the model).
+    ``model.dtype``; ``initial_state`` has one entry per recurrent layer, as for
+    the model); a model that starts with an :class:`~fastlstm.Embedding` takes
+    integer token ids ``[batch, max_time]``.
 
     Returns
     -------
     outputs : dask array
-        The top layer's outputs.
+        The model's outputs (``[batch, output_size]`` for ``return_sequences=False``).
     states : tuple
         Each layer's final state, with dask arrays (pairs for bidirectional layers).
     """

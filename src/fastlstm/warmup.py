@@ -3,8 +3,9 @@
 Per dtype: the matrix product, the gate math (one kernel per built-in
 activation and family: sigmoid gates, sigmoid gates with ``gate_clip``, hard
 sigmoid gates), the block kernel, two parallel layer kernels (rows spread over
-threads, and units spread over threads for tiny batches) and the serial one
-that processes forked from a parent running numba's threads use.  numba compiles
+threads, and units spread over threads for tiny batches), the serial one
+that processes forked from a parent running numba's threads use, and the
+projection of an embedding table for token ids.  numba compiles
 a kernel the first time it runs and caches it on disk, so a process that calls
 :func:`warmup` once (e.g. while a container image is built) spares every later
 process the compile time.
@@ -77,5 +78,8 @@ def warmup(dtypes: Iterable[Any] = ("float32", "float64")) -> dict[str, float]:
         # the unit-split kernel, and the serial one of processes forked after numba's threads started
         run_layer(weights, x, lengths, state, state, time_major=False, split_units=True)
         run_layer(weights, x, lengths, state, state, time_major=False, serial=True)
+        # token ids: an embedding table's projection (the rows' gather is a run-time switch)
+        table, ids = np.zeros((3, 2), dtype), np.zeros((1, 2), np.int64)
+        run_layer(weights, table, lengths, state, state, time_major=False, split_units=False, tokens=ids)
         spent[dtype.name] = time.perf_counter() - start
     return spent

@@ -53,7 +53,8 @@ from ..io import (
     KerasLSTMWeights,
     read_keras_weights,
 )
-from ..io.keras_h5 import IDENTITY_LAYERS
+from ..io.keras_h5 import IDENTITY_LAYERS, KerasDenseWeights, KerasEmbeddingWeights
+from ..layers import Dense, Embedding
 from ..model import LSTMModel
 from ._common import default_dtype, float_array, per_cell, to_tf_gate_order
 
@@ -74,13 +75,14 @@ _ACTIVATIONS = {
     "hard_sigmoid": "hard_sigmoid",
 }
 KerasLayer = KerasLSTMWeights | KerasBidirectionalWeights
+KerasAnyLayer = KerasLayer | KerasEmbeddingWeights | KerasDenseWeights
 _VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)(.*)$")
 
 
 class _Source(NamedTuple):
     """The LSTM layers of a Keras source, the Keras version and file format (if known)."""
 
-    layers: list[KerasLayer]
+    layers: list[KerasAnyLayer]
     version: str | None
     file_format: str | None
 
@@ -181,7 +183,7 @@ def from_keras(
     (2, 6, 4)
     """
     source = _keras_layers(layer_or_model_or_path)
-    layers = source.layers
+    embedding, layers, heads = _roles(source.layers)
     arrays = [a for layer in layers for side in _sides(layer) for a in _arrays(side)]
     dtype = default_dtype(dtype, arrays)
     order = "one per Keras LSTM / Bidirectional layer, input first"
@@ -216,7 +218,44 @@ def from_keras(
             )
         )
     _check_chain(layers)
-    return LSTMModel(built)
+    if embedding is None and not heads:
+        return LSTMModel(built)
+    around: list[Any] = []
+    if embedding is not None:
+        around.append(Embedding(embedding.embeddings, mask_zero=embedding.mask_zero, dtype=dtype))
+    around += built
+    for head in heads:
+        label = f"Dense {head.name!r}"
+        around.append(
+            Dense(head.kernel, head.bias, _activation(head.activation, source.version, label, True), dtype)
+        )
+    top = _sides(layers[-1])[0]
+    return_sequences = top.config is None or top.config.return_sequences
+    return LSTMModel(around, return_sequences=return_sequences)
+
+
+def _roles(
+    layers: list[KerasAnyLayer],
+) -> tuple[KerasEmbeddingWeights | None, list[KerasLayer], list[KerasDenseWeights]]:
+    """The Embedding (first, if any), the LSTM layers and the Dense layers after them."""
+    embedding = layers[0] if layers and isinstance(layers[0], KerasEmbeddingWeights) else None
+    rest = layers[1:] if embedding is not None else layers
+    recurrent = [layer for layer in rest if isinstance(layer, (KerasLSTMWeights, KerasBidirectionalWeights))]
+    heads = [layer for layer in rest if isinstance(layer, KerasDenseWeights)]
+    for k, layer in enumerate(rest):
+        if isinstance(layer, KerasEmbeddingWeights):
+            raise ValueError(  # noqa: TRY004 - an unsupported network is a ValueError in every converter
+                f"Embedding {layer.name!r} is not the first layer; fastlstm takes an Embedding only first"
+            )
+        later = rest[k + 1 :]
+        if isinstance(layer, KerasDenseWeights) and any(not isinstance(x, KerasDenseWeights) for x in later):
+            raise ValueError(
+                f"Dense {layer.name!r} comes before an LSTM layer; fastlstm takes Dense layers only after "
+                "every LSTM layer"
+            )
+    if not recurrent:
+        raise ValueError("the Keras model has no LSTM or Bidirectional(LSTM) layer")
+    return embedding, recurrent, heads
 
 
 # ------------------------------------------------------------------ sources to layers
@@ -235,11 +274,27 @@ def _keras_layers(source: Any) -> _Source:
     if class_name in ("LSTM", "Bidirectional"):
         return _Source([_layer_object(source)], _keras_version(source), None)
     if hasattr(source, "layers") and hasattr(source, "get_config"):
-        layers = []
+        layers: list[KerasAnyLayer] = []
         for layer in source.layers:
             kind = type(layer).__name__
+            recurrent_seen = any(isinstance(x, (KerasLSTMWeights, KerasBidirectionalWeights)) for x in layers)
             if kind in ("LSTM", "Bidirectional"):
                 layers.append(_layer_object(layer))
+            elif (kind == "Embedding" and not layers) or (
+                recurrent_seen
+                and (
+                    kind == "Dense"
+                    or (kind == "TimeDistributed" and type(getattr(layer, "layer", None)).__name__ == "Dense")
+                )
+            ):
+                layers.append(_feedforward_object(layer))
+            elif kind in ("Embedding", "Dense", "TimeDistributed"):
+                place = "after the first layer" if kind == "Embedding" else "before the LSTM layers"
+                raise ValueError(
+                    f"{class_name} model: {_label(layer)}: {kind} is not supported {place}; fastlstm converts "
+                    "an Embedding first, then LSTM and Bidirectional(LSTM) layers, then Dense and "
+                    "TimeDistributed(Dense) layers"
+                )
             elif kind not in IDENTITY_LAYERS:
                 raise ValueError(_unsupported_layer(layer, f"{class_name} model"))
         if not layers:
@@ -253,13 +308,18 @@ def _keras_layers(source: Any) -> _Source:
     )
 
 
-def _unsupported_layer(layer: Any, where: str) -> str:
+def _label(layer: Any) -> str:
     kind = type(layer).__name__
     name = getattr(layer, "name", None)
-    label = f"layer {name!r} ({kind})" if isinstance(name, str) else kind
+    return f"layer {name!r} ({kind})" if isinstance(name, str) else kind
+
+
+def _unsupported_layer(layer: Any, where: str) -> str:
+    kind = type(layer).__name__
     return (
-        f"{where}: {label}: {kind} is not supported; fastlstm converts LSTM and Bidirectional(LSTM) "
-        "layers (InputLayer and Dropout-like layers are skipped)"
+        f"{where}: {_label(layer)}: {kind} is not supported; fastlstm converts LSTM and Bidirectional(LSTM) "
+        "layers, with an Embedding before them and Dense or TimeDistributed(Dense) layers after them "
+        "(InputLayer and Dropout-like layers are skipped)"
     )
 
 
@@ -287,6 +347,29 @@ def _layer_object(layer: Any) -> KerasLayer:
         )
     merge_mode = config.get("merge_mode", "concat")
     return KerasBidirectionalWeights(name, sides[0], sides[1], KerasBidirectionalConfig(merge_mode, config))
+
+
+def _feedforward_object(layer: Any) -> KerasEmbeddingWeights | KerasDenseWeights:
+    """A Keras Embedding, Dense or TimeDistributed(Dense) layer object, as the file reader would return it."""
+    name = layer.get_config().get("name") or type(layer).__name__
+    kind = type(layer).__name__
+    if kind == "Embedding":
+        weights = layer.get_weights()
+        if len(weights) != 1:
+            raise ValueError(f"Embedding {name!r}: got {len(weights)} weight arrays, expected [embeddings]")
+        table = float_array(weights[0], f"Embedding {name!r}: embeddings")
+        return KerasEmbeddingWeights(name, table, bool(layer.get_config().get("mask_zero", False)))
+    dense = layer.layer if kind == "TimeDistributed" else layer
+    config = dense.get_config()
+    weights = dense.get_weights()
+    use_bias = bool(config.get("use_bias", True))
+    if len(weights) != 1 + use_bias:
+        raise ValueError(f"Dense {name!r}: got {len(weights)} weight arrays, expected {1 + use_bias}")
+    arrays = [float_array(w, f"Dense {name!r}: weight {k}") for k, w in enumerate(weights)]
+    activation = config.get("activation") or "linear"
+    return KerasDenseWeights(
+        name, arrays[0], arrays[1] if use_bias else None, activation, kind == "TimeDistributed"
+    )
 
 
 def _lstm_config(raw: dict[str, Any]) -> KerasLSTMConfig:
@@ -381,7 +464,9 @@ def _check_chain(layers: list[KerasLayer]) -> None:
             )
 
 
-def _activation(name: Any, version: str | None, label: str) -> str:
+def _activation(name: Any, version: str | None, label: str, dense: bool = False) -> str:
+    if dense and name == "softmax":
+        return "softmax"
     if name == "hard_sigmoid" and not (version or "").startswith("2."):
         raise ValueError(
             f"{label}: activation 'hard_sigmoid' from Keras {version or '3 (or an unknown version)'} is "

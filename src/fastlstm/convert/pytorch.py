@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ import numpy as np
 
 from ..cell import BasicLSTMCell, LSTMCell
 from ..io.state_dict import StateDictFileError, read_state_dict
+from ..layers import Dense, Embedding
 from ..model import LSTMModel
 from ._common import default_dtype, float_array, to_tf_gate_order
 
@@ -51,7 +52,16 @@ class _Layout:
         return _DIRECTIONS if self.bidirectional else _DIRECTIONS[:1]
 
 
-def from_torch(source: Any, dtype: Any = None, *, prefix: str | None = None) -> LSTMModel:
+def from_torch(
+    source: Any,
+    dtype: Any = None,
+    *,
+    prefix: str | None = None,
+    embedding: str | None = None,
+    head: Sequence[str] = (),
+    head_activations: Sequence[str | None] | None = None,
+    return_sequences: bool = True,
+) -> LSTMModel:
     """Build a model from a PyTorch ``nn.LSTM`` or ``nn.LSTMCell``, its state dict, or a weights file.
 
     Parameters
@@ -72,7 +82,24 @@ def from_torch(source: Any, dtype: Any = None, *, prefix: str | None = None) -> 
         Take one LSTM's or LSTMCell's entries out of a whole model's state dict:
         the keys starting with ``prefix`` (e.g. ``"lstm_cell."`` for
         ``lstm_cell.weight_ih``, ...), with the prefix removed; the trailing dot
-        may be left out. Without it every key must belong to the LSTM.
+        may be left out. Without it every key must belong to the LSTM (or to
+        ``embedding`` and ``head``).
+    embedding : str, optional
+        The prefix of an ``nn.Embedding`` in front of the LSTM (its key
+        ``{embedding}weight``, ``[num_embeddings, embedding_dim]``): the model
+        starts with an :class:`~fastlstm.Embedding` and takes token ids.
+        PyTorch does not mask (``padding_idx`` only fixes a row): pad with
+        ``sequence_length``, as ``pack_padded_sequence`` does.
+    head : list of str, optional
+        The prefixes of ``nn.Linear`` layers after the LSTM, in order (keys
+        ``{p}weight`` ``[out, in]`` and, unless ``bias=False``, ``{p}bias``):
+        :class:`~fastlstm.Dense` layers with kernel ``weight.T``.
+    head_activations : list of str or None, optional
+        One activation per ``head`` entry (the functions a ``forward`` applies,
+        e.g. ``[None, "sigmoid"]``; see :class:`~fastlstm.Dense`); default linear.
+    return_sequences : bool, default True
+        False when the head runs on the last step's output, ``h_n[-1]`` (for a
+        bidirectional LSTM ``cat([h_n[-2], h_n[-1]])``), as classifiers do.
 
     Returns
     -------
@@ -135,22 +162,31 @@ def from_torch(source: Any, dtype: Any = None, *, prefix: str | None = None) -> 
     torch = sys.modules.get("torch")
     module = None
     path = None
+    layers = _Around.of(embedding, head, head_activations)
     if isinstance(source, Mapping):
-        selection = _select([str(key) for key in source], prefix, "the state dict")
+        layers = layers.resolved([str(key) for key in source])
+        selection = _select(layers.others([str(key) for key in source]), prefix, "the state dict")
         by_name = {str(key): value for key, value in source.items()}
-        values = {key: _to_numpy(by_name[key], key) for key in selection.keys}
+        values = {key: _to_numpy(by_name[key], key) for key in selection.keys + layers.keys}
     elif isinstance(source, (str, os.PathLike)):
         path = os.fsdecode(os.fspath(source))
         selections: list[_Selection] = []
+        found: list[_Around] = []
 
         def select(keys: list[str]) -> list[str]:
-            selections.append(_select(keys, prefix, path))
-            return selections[0].keys
+            found.append(layers.resolved(keys))
+            selections.append(_select(found[0].others(keys), prefix, path))
+            return selections[0].keys + found[0].keys
 
         arrays = read_state_dict(path, select)
-        selection = selections[0]
-        values = {key: arrays[key] for key in selection.keys}
+        selection, layers = selections[0], found[0]
+        values = {key: arrays[key] for key in selection.keys + layers.keys}
     elif torch is not None and isinstance(source, torch.nn.Module):
+        if layers.keys or embedding is not None or head:
+            raise ValueError(
+                "embedding= and head= name entries of a whole model's state dict; a module here is one "
+                "nn.LSTM or nn.LSTMCell: pass model.state_dict() with prefix=, embedding= and head="
+            )
         module = source
         kind = type(module).__name__
         if isinstance(module, (torch.nn.GRU, torch.nn.GRUCell)):
@@ -168,8 +204,16 @@ def from_torch(source: Any, dtype: Any = None, *, prefix: str | None = None) -> 
             "an nn.LSTMCell, or the path of a .safetensors, .pt or .pth file)"
         )
     try:
-        state = {key[len(selection.prefix) :]: float_array(value, key) for key, value in values.items()}
+        state = {
+            key[len(selection.prefix) :]: float_array(value, key)
+            for key, value in values.items()
+            if key in selection.keys
+        }
         model = _model(state, dtype)
+        if layers.keys or not return_sequences:
+            model = layers.around(
+                model, {key: float_array(values[key], key) for key in layers.keys}, return_sequences
+            )
     except ValueError as error:
         if path is None:
             raise
@@ -190,6 +234,85 @@ def _model(state: dict[str, np.ndarray], dtype: Any) -> LSTMModel:
         cells = [_cell(state, f"_l{k}{suffix}", layout.bias, dtype) for suffix in layout.suffixes]
         layers.append(tuple(cells) if layout.bidirectional else cells[0])
     return LSTMModel(layers)
+
+
+@dataclass(frozen=True)
+class _Around:
+    """The nn.Embedding and nn.Linear entries named next to the LSTM's (prefixes resolved by :meth:`resolved`)."""
+
+    embedding: str | None
+    head: tuple[str, ...]
+    activations: tuple[str | None, ...]
+    keys: list[str]
+
+    @classmethod
+    def of(cls, embedding: Any, head: Any, activations: Any) -> _Around:
+        if embedding is not None and not isinstance(embedding, str):
+            raise TypeError(
+                f"embedding must be a str prefix such as 'embed.', got {type(embedding).__name__}"
+            )
+        if isinstance(head, str) or not isinstance(head, (list, tuple)):
+            raise TypeError(f"head must be a list of str prefixes such as ['fc.'], got {type(head).__name__}")
+        for entry in head:
+            if not isinstance(entry, str):
+                raise TypeError(
+                    f"head entries must be str prefixes such as 'fc.', got {type(entry).__name__}"
+                )
+        if activations is None:
+            activations = [None] * len(head)
+        if isinstance(activations, str) or not isinstance(activations, (list, tuple)):
+            raise TypeError(
+                f"head_activations must be a list with one entry per head layer, got {type(activations).__name__}"
+            )
+        if len(activations) != len(head):
+            raise ValueError(
+                f"head_activations has {len(activations)} entries but head names {len(head)} layers"
+            )
+        return cls(embedding, tuple(head), tuple(activations), [])
+
+    def resolved(self, keys: list[str]) -> _Around:
+        """The prefixes completed with their dot if left out, and the keys they take; missing ones refused."""
+        names = set(keys)
+
+        def complete(prefix: str, what: str) -> str:
+            for candidate in (prefix, prefix + "."):
+                if candidate + "weight" in names:
+                    return candidate
+            raise ValueError(
+                f"the state dict has no {prefix}weight (the weight of the {what} named {prefix!r})"
+            )
+
+        embedding = None if self.embedding is None else complete(self.embedding, "nn.Embedding")
+        head = tuple(complete(p, "nn.Linear") for p in self.head)
+        taken = [] if embedding is None else [embedding + "weight"]
+        for p in head:
+            taken += [p + "weight"] + ([p + "bias"] if p + "bias" in names else [])
+        return _Around(embedding, head, self.activations, taken)
+
+    def others(self, keys: list[str]) -> list[str]:
+        taken = set(self.keys)
+        return [key for key in keys if key not in taken]
+
+    def around(self, model: LSTMModel, arrays: dict[str, np.ndarray], return_sequences: bool) -> LSTMModel:
+        """``model``'s layers between the Embedding and the Dense layers, in the model's dtype."""
+        layers: list[Any] = []
+        if self.embedding is not None:
+            weight = arrays[self.embedding + "weight"]
+            if weight.ndim != 2:
+                raise ValueError(
+                    f"{self.embedding}weight has shape {weight.shape}; an nn.Embedding's is "
+                    "[num_embeddings, embedding_dim]"
+                )
+            layers.append(Embedding(weight, dtype=model.dtype))
+        layers += model.layers
+        for p, activation in zip(self.head, self.activations):
+            weight = arrays[p + "weight"]
+            if weight.ndim != 2:
+                raise ValueError(
+                    f"{p}weight has shape {weight.shape}; an nn.Linear's is [out_features, in_features]"
+                )
+            layers.append(Dense(weight.T, arrays.get(p + "bias"), activation, dtype=model.dtype))
+        return LSTMModel(layers, return_sequences=return_sequences)
 
 
 @dataclass(frozen=True)

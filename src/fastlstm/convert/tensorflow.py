@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ import numpy as np
 from ..activations import ActivationLike
 from ..cell import BasicLSTMCell, LSTMCell, MultiRNNCell, RNNCell
 from ..io import read_tf_checkpoint
+from ..layers import Dense, Embedding
 from ..model import LSTMModel
 from ._common import default_dtype, float_array, per_cell
 
@@ -75,6 +76,10 @@ def from_tf_checkpoint(
     cell_clip: float | None | list[float | None] = None,
     proj_clip: float | None | list[float | None] = None,
     activation: ActivationLike | list[ActivationLike] = None,
+    embedding: str | None = None,
+    dense: Sequence[str] = (),
+    dense_activations: Sequence[str | None] | None = None,
+    return_sequences: bool = True,
 ) -> LSTMModel:
     """Build a model from the LSTM variables a TensorFlow 1 checkpoint holds under ``scope``.
 
@@ -103,6 +108,20 @@ def from_tf_checkpoint(
         cell, bottom to top (for ``fw``/``bw``: the forward cells, then the
         backward ones). ``cell_clip`` and ``proj_clip`` exist only for
         ``lstm_cell`` cells, ``proj_clip`` only with a projection.
+    embedding : str, optional
+        The name of an embedding variable ``[vocab, depth]`` looked up by
+        ``tf.nn.embedding_lookup`` before the RNN (e.g. ``"embedding"``): the
+        model starts with an :class:`~fastlstm.Embedding` and takes token ids.
+    dense : list of str, optional
+        The scopes of ``tf.layers.dense`` layers after the RNN, in order (each
+        ``<scope>/kernel`` ``[in, units]`` and, unless ``use_bias=False``,
+        ``<scope>/bias``): :class:`~fastlstm.Dense` layers.
+    dense_activations : list of str or None, optional
+        One activation per ``dense`` scope (a checkpoint does not store them);
+        default linear.
+    return_sequences : bool, default True
+        False when the dense layers ran on ``state.h`` (the final output)
+        rather than on ``outputs``.
 
     Returns
     -------
@@ -176,9 +195,47 @@ def from_tf_checkpoint(
     specs = [spec for stack in stacks for spec in stack]
     cells = iter(_build_cells(specs, order, dtype, forget_bias, cell_clip, proj_clip, activation))
     built = [[next(cells) for _ in stack] for stack in stacks]
-    if len(built) == 1:
-        return LSTMModel(built[0])
-    return LSTMModel([tuple(_stack_cell(stack) for stack in built)])
+    layers: list[Any] = built[0] if len(built) == 1 else [tuple(_stack_cell(stack) for stack in built)]
+    if embedding is None and not dense and return_sequences:
+        return LSTMModel(layers)
+    model_dtype = LSTMModel(layers).dtype
+    around: list[Any] = []
+    if embedding is not None:
+        around.append(
+            Embedding(_variable(variables, embedding, 2, "embedding variable", source), dtype=model_dtype)
+        )
+    around += layers
+    if isinstance(dense, str) or not isinstance(dense, (list, tuple)):
+        raise TypeError(f"dense must be a list of scopes such as ['dense'], got {type(dense).__name__}")
+    activations = per_cell(dense_activations, len(dense), "dense_activations", "one per dense scope")
+    for name, dense_activation in zip(dense, activations):
+        if not isinstance(name, str):
+            raise TypeError(f"dense scopes must be strings such as 'dense', got {type(name).__name__}")
+        name = name.strip("/")
+        kernel = _variable(variables, f"{name}/kernel", 2, "dense kernel", source)
+        bias = (
+            _variable(variables, f"{name}/bias", 1, "dense bias", source)
+            if f"{name}/bias" in variables
+            else None
+        )
+        around.append(Dense(kernel, bias, dense_activation, dtype=model_dtype))
+    return LSTMModel(around, return_sequences=return_sequences)
+
+
+def _variable(variables: Mapping[str, Any], name: Any, ndim: int, what: str, source: str) -> np.ndarray:
+    """The variable ``name`` of ``variables``, a float array of rank ``ndim``."""
+    if not isinstance(name, str):
+        raise TypeError(f"the {what} must be named by a string, got {type(name).__name__}")
+    if name not in variables:
+        near = sorted(n for n in variables if n.rsplit("/", 1)[-1] == name.rsplit("/", 1)[-1])[:10]
+        raise ValueError(
+            f"no variable {name!r} (the {what}) in {source}"
+            + (f"; variables of that name: {near}" if near else "")
+        )
+    array = float_array(variables[name], name)
+    if array.ndim != ndim:
+        raise ValueError(f"variable {name!r} (the {what}) has shape {array.shape}; expected {ndim}-D")
+    return array
 
 
 def _stack_cell(cells: list[RNNCell]) -> RNNCell:

@@ -21,6 +21,8 @@ own layout (TF gate order i, j, f, o; Keras i, f, c, o; PyTorch i, f, g, o; ONNX
 from .keras_h5 import (
     KerasBidirectionalConfig,
     KerasBidirectionalWeights,
+    KerasDenseWeights,
+    KerasEmbeddingWeights,
     KerasFileError,
     KerasLSTMConfig,
     KerasLSTMWeights,
@@ -36,6 +38,8 @@ __all__ = [
     "CheckpointError",
     "KerasBidirectionalConfig",
     "KerasBidirectionalWeights",
+    "KerasDenseWeights",
+    "KerasEmbeddingWeights",
     "KerasFileError",
     "KerasLSTMConfig",
     "KerasLSTMWeights",

@@ -225,7 +225,51 @@ class KerasBidirectionalWeights:
     config: KerasBidirectionalConfig | None
 
 
-KerasLayerWeights = KerasLSTMWeights | KerasBidirectionalWeights
+@dataclass(frozen=True, eq=False)
+class KerasEmbeddingWeights:
+    """A Keras ``Embedding`` layer (only as the model's first layer with weights).
+
+    Attributes
+    ----------
+    name : str
+        The Keras layer name.
+    embeddings : numpy.ndarray
+        Shape ``[input_dim, output_dim]``.
+    mask_zero : bool
+        Keras' ``mask_zero``: id 0 is padding, masked in the layers after it.
+    """
+
+    name: str
+    embeddings: np.ndarray
+    mask_zero: bool
+
+
+@dataclass(frozen=True, eq=False)
+class KerasDenseWeights:
+    """A Keras ``Dense`` layer, or ``TimeDistributed(Dense)``, after the recurrent layers.
+
+    Attributes
+    ----------
+    name : str
+        The Keras layer name (the wrapper's for ``TimeDistributed``).
+    kernel : numpy.ndarray
+        Shape ``[input_size, units]``.
+    bias : numpy.ndarray or None
+        Shape ``[units]``; None for ``use_bias=False``.
+    activation : str
+        The activation's name as saved (``"linear"`` when none).
+    time_distributed : bool
+        Whether it was wrapped in ``TimeDistributed`` (the same numbers on 3-D inputs).
+    """
+
+    name: str
+    kernel: np.ndarray
+    bias: np.ndarray | None
+    activation: str
+    time_distributed: bool
+
+
+KerasLayerWeights = KerasLSTMWeights | KerasBidirectionalWeights | KerasEmbeddingWeights | KerasDenseWeights
 
 
 @dataclass(frozen=True, eq=False)
@@ -244,8 +288,10 @@ class KerasModelWeights:
         The Keras version that wrote the file (None for ``.weights.h5``, which does
         not record it). Versions ``3.*`` are Keras 3, ``2.*`` Keras 2 or tf.keras
         (tf.keras in TensorFlow up to 2.2 appends ``-tf``, e.g. ``"2.2.4-tf"``).
-    layers : tuple of KerasLSTMWeights and KerasBidirectionalWeights
-        The LSTM layers in model order (input first).
+    layers : tuple of KerasLSTMWeights, KerasBidirectionalWeights, KerasEmbeddingWeights, KerasDenseWeights
+        The layers in model order (input first): an Embedding first, if any,
+        then the LSTM layers, then any Dense layers (files with a model config
+        only: a weights-only file holds only LSTM layers).
     """
 
     path: str
@@ -364,7 +410,7 @@ def _read_keras_zip(path: str) -> KerasModelWeights:
         counters: dict[str, int] = {}
         layers: list[KerasLayerWeights] = []
         for name, spec in specs:
-            kind = "lstm" if isinstance(spec, KerasLSTMConfig) else "bidirectional"
+            kind = _group_kind(spec)
             counter = counters.get(kind, -1) + 1
             counters[kind] = counter
             group_name = kind if counter == 0 else f"{kind}_{counter}"
@@ -379,8 +425,12 @@ def _read_keras_zip(path: str) -> KerasModelWeights:
             if isinstance(spec, KerasLSTMConfig):
                 arrays = _keras3_cell_arrays(hdf5, group, group_where)
                 layers.append(_lstm_layer(name, arrays, spec, group_where))
-            else:
+            elif isinstance(spec, _BidirectionalSpec):
                 layers.append(_keras3_bidirectional(hdf5, group, spec, where))
+            else:
+                vars_path = "layer/vars" if isinstance(spec, _DenseSpec) and spec.time_distributed else "vars"
+                arrays = _keras3_vars(hdf5, group, vars_path, group_where)
+                layers.append(_feedforward_layer(name, arrays, spec, group_where))
     _check_chain(layers, path)
     return KerasModelWeights(path, "keras", version if isinstance(version, str) else None, tuple(layers))
 
@@ -482,6 +532,13 @@ def _read_legacy(hdf5: HDF5Reader, root: Any, path: str) -> KerasModelWeights:
         if isinstance(spec, KerasLSTMConfig):
             _check_legacy_names(weight_names, spec.use_bias, where)
             layers.append(_lstm_layer(name, arrays, spec, where))
+            continue
+        if isinstance(spec, (_EmbeddingSpec, _DenseSpec)):
+            expected = _feedforward_names(spec)
+            found = [wn.rsplit("/", 1)[-1].split(":", 1)[0] for wn in weight_names]
+            if found != expected:
+                raise KerasFileError(f"{where}: weights {weight_names} are not the layer's {expected}")
+            layers.append(_feedforward_layer(name, arrays, spec, where))
             continue
         # tf.keras names the directions after the wrapped layer: forward_<name>, backward_<name>.
         split = 3 if spec.forward.use_bias else 2
@@ -611,9 +668,57 @@ class _BidirectionalSpec(NamedTuple):
     config: KerasBidirectionalConfig
 
 
-def _sequential_layers(
-    config: Any, where: str, legacy: bool
-) -> list[tuple[str, KerasLSTMConfig | _BidirectionalSpec]]:
+class _EmbeddingSpec(NamedTuple):
+    """The parsed config of an Embedding layer."""
+
+    input_dim: int
+    output_dim: int
+    mask_zero: bool
+
+
+class _DenseSpec(NamedTuple):
+    """The parsed config of a Dense or TimeDistributed(Dense) layer."""
+
+    units: int
+    activation: str
+    use_bias: bool
+    time_distributed: bool
+
+
+_Spec = KerasLSTMConfig | _BidirectionalSpec | _EmbeddingSpec | _DenseSpec
+
+
+def _positive(config: dict[str, Any], key: str, label: str) -> int:
+    value = config.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise KerasFileError(f"{label}: {key} = {value!r} is not a positive integer")
+    return value
+
+
+def _embedding_spec(config: dict[str, Any], label: str) -> _EmbeddingSpec:
+    mask_zero = config.get("mask_zero", False)
+    if not isinstance(mask_zero, bool):
+        raise KerasFileError(f"{label}: mask_zero = {mask_zero!r} is not a boolean")
+    return _EmbeddingSpec(
+        _positive(config, "input_dim", label), _positive(config, "output_dim", label), mask_zero
+    )
+
+
+def _dense_spec(config: dict[str, Any], label: str, time_distributed: bool) -> _DenseSpec:
+    activation = config.get("activation", "linear")
+    if activation is None:
+        activation = "linear"
+    if not isinstance(activation, str):
+        raise UnsupportedLayerError(
+            f"{label}: activation = {activation!r} is not the name of a built-in activation"
+        )
+    use_bias = config.get("use_bias", True)
+    if not isinstance(use_bias, bool):
+        raise KerasFileError(f"{label}: use_bias = {use_bias!r} is not a boolean")
+    return _DenseSpec(_positive(config, "units", label), activation, use_bias, time_distributed)
+
+
+def _sequential_layers(config: Any, where: str, legacy: bool) -> list[tuple[str, _Spec]]:
     """(layer name, parsed options) of each LSTM / Bidirectional layer of a Sequential model config.
 
     Everything is checked here, before any weight is read.
@@ -630,7 +735,8 @@ def _sequential_layers(
     layers = _get(config, "config", dict, where).get("layers")
     if not isinstance(layers, list):
         raise KerasFileError(f"{where}: the Sequential config has no 'layers' list")
-    result: list[tuple[str, KerasLSTMConfig | _BidirectionalSpec]] = []
+    result: list[tuple[str, _Spec]] = []
+    recurrent_seen = False
     for number, layer in enumerate(layers):
         if not isinstance(layer, dict):
             raise KerasFileError(f"{where}: layer {number} is not a JSON object")
@@ -643,10 +749,26 @@ def _sequential_layers(
             result.append((_name(layer_config, label), _lstm_config(layer_config, where)))
         elif class_name == "Bidirectional":
             result.append((_name(layer_config, label), _bidirectional_spec(layer_config, label, legacy)))
+        elif class_name == "Embedding" and not result:
+            result.append((_name(layer_config, label), _embedding_spec(layer_config, label)))
+        elif class_name == "Dense" and recurrent_seen:
+            result.append((_name(layer_config, label), _dense_spec(layer_config, label, False)))
+        elif (
+            class_name == "TimeDistributed"
+            and recurrent_seen
+            and _get(layer_config, "layer", dict, label).get("class_name") == "Dense"
+        ):
+            inner = _get(layer_config["layer"], "config", dict, f"{label} layer")
+            result.append((_name(layer_config, label), _dense_spec(inner, label, True)))
         else:
-            raise UnsupportedLayerError(
-                f"{label} is not supported; fastlstm reads only LSTM and Bidirectional(LSTM) layers"
+            place = {"Embedding": " after the first layer", "Dense": " before the LSTM layers"}.get(
+                class_name, ""
             )
+            raise UnsupportedLayerError(
+                f"{label} is not supported{place}; fastlstm reads only LSTM and Bidirectional(LSTM) layers, "
+                "with an Embedding first and Dense or TimeDistributed(Dense) layers after them"
+            )
+        recurrent_seen = recurrent_seen or isinstance(result[-1][1], (KerasLSTMConfig, _BidirectionalSpec))
     return result
 
 
@@ -830,8 +952,61 @@ def _bidirectional(
     return KerasBidirectionalWeights(name, forward, backward, config)
 
 
+def _group_kind(spec: _Spec) -> str:
+    """The name Keras 3 gives a layer's weights group in ``model.weights.h5`` (before its counter)."""
+    if isinstance(spec, KerasLSTMConfig):
+        return "lstm"
+    if isinstance(spec, _BidirectionalSpec):
+        return "bidirectional"
+    if isinstance(spec, _EmbeddingSpec):
+        return "embedding"
+    return "time_distributed" if spec.time_distributed else "dense"
+
+
+def _feedforward_names(spec: _EmbeddingSpec | _DenseSpec) -> list[str]:
+    if isinstance(spec, _EmbeddingSpec):
+        return ["embeddings"]
+    return ["kernel", "bias"] if spec.use_bias else ["kernel"]
+
+
+def _keras3_vars(hdf5: HDF5Reader, group: Any, vars_path: str, where: str) -> list[np.ndarray]:
+    """``<group>/<vars_path>/0, 1, ...``: a layer's variables in order."""
+    variables = hdf5.child(group, vars_path, where)
+    if not isinstance(variables, hdf5.h5py.Group):
+        raise KerasFileError(f"{where}/{vars_path} is not a group")
+    keys = sorted(variables, key=lambda key: (len(key), key))
+    if keys != [str(k) for k in range(len(keys))]:
+        raise KerasFileError(f"{where}/{vars_path} holds {keys[:6]}, not variables 0, 1, ...")
+    return [hdf5.read_array(hdf5.child(variables, key, where), f"{where}/{vars_path}/{key}") for key in keys]
+
+
+def _feedforward_layer(
+    name: str, arrays: list[np.ndarray], spec: _EmbeddingSpec | _DenseSpec, where: str
+) -> KerasEmbeddingWeights | KerasDenseWeights:
+    """An Embedding's or Dense layer's arrays, checked against its config."""
+    expected = _feedforward_names(spec)
+    if len(arrays) != len(expected):
+        raise KerasFileError(f"{where}: {len(arrays)} weight arrays, expected {expected}")
+    if isinstance(spec, _EmbeddingSpec):
+        (table,) = arrays
+        if table.shape != (spec.input_dim, spec.output_dim):
+            raise KerasFileError(
+                f"{where}: embeddings shape {table.shape} is not the config's ({spec.input_dim}, {spec.output_dim})"
+            )
+        return KerasEmbeddingWeights(name, table, spec.mask_zero)
+    kernel = arrays[0]
+    bias = arrays[1] if spec.use_bias else None
+    if kernel.ndim != 2 or kernel.shape[0] < 1 or kernel.shape[1] != spec.units:
+        raise KerasFileError(f"{where}: kernel shape {kernel.shape} is not [input_size, {spec.units}]")
+    if bias is not None and bias.shape != (spec.units,):
+        raise KerasFileError(f"{where}: bias shape {bias.shape} is not ({spec.units},)")
+    return KerasDenseWeights(name, kernel, bias, spec.activation, spec.time_distributed)
+
+
 def _check_chain(layers: list[KerasLayerWeights], path: str) -> None:
-    """Each layer's input size is a possible output size of the layer before it."""
+    """Each recurrent layer's input size is a possible output size of the one before it
+    (an Embedding's and Dense layers' sizes are checked by the model built from them)."""
+    layers = [layer for layer in layers if isinstance(layer, (KerasLSTMWeights, KerasBidirectionalWeights))]
     for previous, layer in itertools.pairwise(layers):
         if isinstance(previous, KerasLSTMWeights):
             sizes = {previous.units}

@@ -10,12 +10,18 @@ Layout of the archive (all loadable with ``np.load(path, allow_pickle=False)``):
     or ``{"class": "LSTMModel", "layers": [...]}`` where a bidirectional layer
     is a two-element list ``[cell_fw, cell_bw]`` and a backward-only layer
     ``{"class": "Backward", "cell": cell}`` (files written before
-    :class:`~fastlstm.Backward` existed have none and load as before).
+    :class:`~fastlstm.Backward` existed have none and load as before), an
+    :class:`~fastlstm.Embedding` ``{"class": "Embedding", "mask_zero": ...}``
+    and a :class:`~fastlstm.Dense` layer ``{"class": "Dense", "activation": ...,
+    "use_bias": ...}``; ``"return_sequences": false`` is written only when so
+    (files without Embedding, Dense or that key load as before).
 one array per weight
     Named by its place in the object and the cell's weight name:
     ``kernel`` for a single cell, ``cells.1.bias`` in a MultiRNNCell,
     ``layers.0.bw.w_f_diag`` in a model (``fw``/``bw`` for the two cells of a
-    pair, ``bw`` for the cell of a Backward layer). Stored in the cell's dtype.
+    pair, ``bw`` for the cell of a Backward layer), ``layers.0.embeddings``,
+    ``layers.3.kernel`` and ``layers.3.bias`` for Embedding and Dense layers.
+    Stored in the layer's dtype.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import numpy as np
 
 from ..activations import ACTIVATIONS, HardSigmoid
 from ..cell import BasicLSTMCell, LSTMCell, MultiRNNCell, RNNCell
+from ..layers import Dense, Embedding
 from ..model import Backward, LSTMModel
 
 __all__ = ["FORMAT_VERSION", "load", "save"]
@@ -174,9 +181,20 @@ def _describe(obj: Any, prefix: str, arrays: dict[str, np.ndarray]) -> dict[str,
                 layers.append(
                     {"class": "Backward", "cell": _describe(layer.cell, f"{prefix}layers.{k}.bw.", arrays)}
                 )
+            elif isinstance(layer, Embedding):
+                arrays[f"{prefix}layers.{k}.embeddings"] = layer.embeddings
+                layers.append({"class": "Embedding", **layer.get_config()})
+            elif isinstance(layer, Dense):
+                arrays[f"{prefix}layers.{k}.kernel"] = layer.kernel
+                if layer.bias is not None:
+                    arrays[f"{prefix}layers.{k}.bias"] = layer.bias
+                layers.append({"class": "Dense", **layer.get_config()})
             else:
                 layers.append(_describe(layer, f"{prefix}layers.{k}.", arrays))
-        return {"class": "LSTMModel", "layers": layers}
+        config = {"class": "LSTMModel", "layers": layers}
+        if not obj.return_sequences:
+            config["return_sequences"] = False
+        return config
     if isinstance(obj, MultiRNNCell):
         cells = [_describe(cell, f"{prefix}cells.{k}.", arrays) for k, cell in enumerate(obj.cells)]
         return {"class": "MultiRNNCell", "cells": cells}
@@ -246,7 +264,10 @@ def _build(config: Any, prefix: str, arrays: dict[str, np.ndarray], where: str) 
     if not isinstance(class_name, str):
         raise ValueError(f"{where}: unknown class {class_name!r}; expected one of {known}")
     if class_name == "LSTMModel":
-        _expect_keys(config, {"class", "layers"}, where)
+        _expect_keys(config, {"class", "layers", "return_sequences"}, where, optional={"return_sequences"})
+        return_sequences = config.get("return_sequences", True)
+        if not isinstance(return_sequences, bool):
+            raise ValueError(f"{where}.return_sequences must be true or false, got {return_sequences!r}")
         layers = _json_list(config["layers"], f"{where}.layers")
         built = []
         for k, layer in enumerate(layers):
@@ -271,9 +292,11 @@ def _build(config: Any, prefix: str, arrays: dict[str, np.ndarray], where: str) 
                         _build(layer["cell"], f"{prefix}layers.{k}.bw.", arrays, f"{here}.cell"),
                     )
                 )
+            elif isinstance(layer, dict) and layer.get("class") in ("Embedding", "Dense"):
+                built.append(_build_feedforward(layer, f"{prefix}layers.{k}.", arrays, here))
             else:
                 built.append(_build(layer, f"{prefix}layers.{k}.", arrays, here))
-        return _construct(LSTMModel, where, built)
+        return _construct(LSTMModel, where, built, return_sequences=return_sequences)
     if class_name == "MultiRNNCell":
         _expect_keys(config, {"class", "cells"}, where)
         cells = _json_list(config["cells"], f"{where}.cells")
@@ -321,6 +344,31 @@ def _build_leaf(cls: type, config: dict, prefix: str, arrays: dict[str, np.ndarr
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: bad weights: {exc}") from exc
     return cell
+
+
+def _build_feedforward(config: dict, prefix: str, arrays: dict[str, np.ndarray], where: str) -> Any:
+    """An Embedding or Dense layer of a model, its weights popped from ``arrays``."""
+
+    def array(name: str) -> np.ndarray:
+        key = prefix + name
+        if key not in arrays:
+            raise ValueError(f"missing array {key!r} (the {config['class']} layer at {where})")
+        value = arrays.pop(key)
+        if value.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ValueError(f"array {key!r} has dtype {value.dtype}; float32 or float64 expected")
+        return value
+
+    if config["class"] == "Embedding":
+        _expect_keys(config, {"class", "mask_zero"}, where)
+        if not isinstance(config["mask_zero"], bool):
+            raise ValueError(f"{where}.mask_zero must be true or false, got {config['mask_zero']!r}")
+        return _construct(Embedding, where, array("embeddings"), config["mask_zero"])
+    _expect_keys(config, {"class", "activation", "use_bias"}, where)
+    if not isinstance(config["use_bias"], bool):
+        raise ValueError(f"{where}.use_bias must be true or false, got {config['use_bias']!r}")
+    kernel = array("kernel")
+    bias = array("bias") if config["use_bias"] else None
+    return _construct(Dense, where, kernel, bias, config["activation"])
 
 
 def _construct(cls: type, where: str, *args: Any, **kwargs: Any) -> Any:

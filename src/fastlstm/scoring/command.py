@@ -32,6 +32,10 @@ inputs (told apart by content, not by name):
             after the other, no padding) and 'lengths' [N]
   Parquet   one row per sequence in a list<list<number>> column (time, then
             depth); needs pyarrow (pip install 'fastlstm[parquet]')
+  token ids, for a model that starts with an Embedding: a 2-D integer .npy
+            [N, max_time] (with --lengths), a ragged .npz with 1-D integer
+            'values' [total_steps] and 'lengths', or a Parquet list<integer>
+            column; every id is checked against the vocabulary (exit 2)
 
 outputs (dtype: --dtype, by default the model's; T: the input's max_time for
 a padded .npy, else its longest sequence):
@@ -42,6 +46,11 @@ a padded .npy, else its longest sequence):
               (forward and backward concatenated for a bidirectional layer)
   both        OUTPUT.npz: 'values' and 'lengths' as above, 'final_h'
               [N, output_size] and 'final_c' [N, c_size]
+  predictions the model's outputs (a Dense head's): OUTPUT.npy [N, units]
+              for a model with return_sequences=False, else per step as
+              'sequences' (zero past each length)
+  (for a model with a head, 'sequences' are its per-step outputs and 'final'
+  the top recurrent layer's final h)
   An .npz output is itself a valid ragged input.
 
 exit status: 0 done; 2 bad input or arguments (one line on stderr naming the
@@ -96,7 +105,7 @@ def add_score_command(commands: Any) -> None:
     score.add_argument("--threads", type=_positive, metavar="N", help="numba threads (see below)")
     score.add_argument(
         "--outputs",
-        choices=["sequences", "final", "both"],
+        choices=["sequences", "final", "both", "predictions"],
         default="sequences",
         help="what to write (default: sequences; layouts below)",
     )

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import numba
 import numpy as np
 
-from .. import Backward, BasicLSTMCell, LSTMCell, LSTMModel, MultiRNNCell, dynamic_rnn
+from .. import Backward, BasicLSTMCell, Dense, Embedding, LSTMCell, LSTMModel, MultiRNNCell, dynamic_rnn
 from ..cell import RNNCell
 
 __all__ = ["BatchResult", "Scorable", "final_sizes", "run_batch", "using_numba_threads", "with_dtype"]
@@ -22,7 +22,8 @@ Scorable = RNNCell | LSTMModel
 
 
 class BatchResult(NamedTuple):
-    """What one batch gives: outputs ``[b, t, output_size]`` and the top layer's final state."""
+    """What one batch gives: outputs ``[b, t, output_size]`` (``[b, output_size]`` for a model
+    with ``return_sequences=False``) and the top recurrent layer's final state."""
 
     outputs: np.ndarray
     final_c: np.ndarray
@@ -64,7 +65,8 @@ def with_dtype(obj: Scorable, dtype: np.dtype) -> Scorable:
     if obj.dtype == dtype:
         return obj
     if isinstance(obj, LSTMModel):
-        return LSTMModel([_layer_with_dtype(layer, dtype) for layer in obj.layers])
+        layers = [_layer_with_dtype(layer, dtype) for layer in obj.layers]
+        return LSTMModel(layers, return_sequences=obj.return_sequences)
     if isinstance(obj, MultiRNNCell):
         return MultiRNNCell([with_dtype(cell, dtype) for cell in obj.cells])
     if isinstance(obj, (BasicLSTMCell, LSTMCell)):
@@ -80,12 +82,16 @@ def _layer_with_dtype(layer: Any, dtype: np.dtype) -> Any:
         return tuple(with_dtype(cell, dtype) for cell in layer)
     if isinstance(layer, Backward):
         return Backward(with_dtype(layer.cell, dtype))
+    if isinstance(layer, Embedding):
+        return Embedding(layer.embeddings, layer.mask_zero, dtype=dtype)
+    if isinstance(layer, Dense):
+        return Dense(layer.kernel, layer.bias, layer.activation, dtype=dtype)
     return with_dtype(layer, dtype)
 
 
 def _top_cells(obj: Scorable) -> tuple[RNNCell, ...]:
     """The cells whose final states make up the reported final state (two for a bidirectional top)."""
-    top = obj.layers[-1] if isinstance(obj, LSTMModel) else obj
+    top = obj.recurrent_layers[-1] if isinstance(obj, LSTMModel) else obj
     if isinstance(top, Backward):
         return (top.cell,)
     return top if isinstance(top, tuple) else (top,)
@@ -121,6 +127,7 @@ def run_batch(
         A cell runs through :func:`fastlstm.dynamic_rnn`, a model through ``obj(...)``,
         both in ``obj.dtype``.
     inputs : ndarray, shape ``[batch, max_time, input_size]``
+        Or integer token ids ``[batch, max_time]`` for a model with an Embedding.
     lengths : ndarray of int, shape ``[batch]``
     precision : {"float32", "bfloat16"}, default "float32"
         Precision of the matrix products.
@@ -128,13 +135,18 @@ def run_batch(
     Returns
     -------
     BatchResult
-        The outputs (zero past each length) and the top layer's final ``c`` and
+        The outputs (zero past each length; a model's last layer's, ``[batch,
+        output_size]`` with ``return_sequences=False``) and the top recurrent layer's final ``c`` and
         ``h``; for a bidirectional top layer, forward and backward concatenated
         on the last axis (as its outputs are).
     """
     if isinstance(obj, LSTMModel):
         outputs, states = obj(inputs, sequence_length=lengths, precision=precision)
         top_state = states[-1]
+        if outputs.ndim == 3 and (obj.dense_layers or obj.embedding is not None):
+            # A head gives activation(bias) past each length and Keras' masking repeats the last
+            # output there: the scorer's per-step outputs are zero past each length, for every model.
+            outputs[np.arange(outputs.shape[1]) >= lengths[:, None]] = 0
     else:
         outputs, top_state = dynamic_rnn(obj, inputs, sequence_length=lengths, precision=precision)
     cells = _top_cells(obj)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import load
+from .. import LSTMModel, load
 from .compute import BatchResult, Scorable, final_sizes, run_batch, using_numba_threads, with_dtype
 from .errors import ScoreError
 from .sinks import open_sink
@@ -85,7 +85,8 @@ def score_file(
     model : cell, LSTMModel or path
         A built cell or model, or a file written by :func:`fastlstm.save`.
     input_path : str
-        Padded ``.npy``, ragged ``.npz`` or Parquet.
+        Padded ``.npy``, ragged ``.npz`` or Parquet: vectors, or token ids for a
+        model that starts with an :class:`~fastlstm.Embedding`.
     output_path : str
         ``.npy`` or ``.npz`` as ``outputs`` requires.
     lengths_path : str, optional
@@ -94,7 +95,10 @@ def score_file(
         Parquet column (default: the only list-of-lists column).
     batch_size : int, default 1024
         Sequences per batch (and per task on a cluster).
-    outputs : {"sequences", "final", "both"}
+    outputs : {"sequences", "final", "both", "predictions"}
+        ``"predictions"``: the model's outputs (its last layer's, e.g. a Dense
+        head's): ``[N, output_size]`` for a model with
+        ``return_sequences=False``, else per step like ``"sequences"``.
     dtype : float32 or float64, optional
         Computation and output dtype; the model's by default (float32 with
         ``precision="bfloat16"``).
@@ -135,13 +139,29 @@ def score_file(
     inputs = (input_path, lengths_path, model if isinstance(model, (str, os.PathLike)) else None)
     if os.path.abspath(output_path) in {os.path.abspath(p) for p in inputs if p is not None}:
         raise ScoreError(output_path, "is also an input file; choose another OUTPUT")
+    takes_ids = isinstance(obj, LSTMModel) and obj.embedding is not None
+    final_only = isinstance(obj, LSTMModel) and not obj.return_sequences
+    if final_only and outputs in ("sequences", "both"):
+        raise ScoreError(
+            output_path,
+            f"--outputs {outputs}: the model gives only final outputs (return_sequences=False); "
+            "use --outputs predictions or final",
+        )
     with open_source(input_path, lengths_path, column) as source:
-        if source.depth is None:
-            source.depth = obj.input_size
-        if source.depth != obj.input_size:
-            raise ScoreError(
-                input_path, f"inputs have depth {source.depth} but the model takes depth {obj.input_size}"
+        if source.tokens != takes_ids:
+            problem = (
+                "holds token ids but the model has no Embedding (it takes vectors)"
+                if source.tokens
+                else "holds vectors but the model starts with an Embedding (it takes integer token ids)"
             )
+            raise ScoreError(input_path, problem)
+        if not source.tokens:
+            if source.depth is None:
+                source.depth = obj.input_size
+            if source.depth != obj.input_size:
+                raise ScoreError(
+                    input_path, f"inputs have depth {source.depth} but the model takes depth {obj.input_size}"
+                )
         with open_sink(
             output_path,
             outputs,
@@ -150,6 +170,7 @@ def score_file(
             obj.output_size,
             final_sizes(obj),
             run_dtype,
+            final_outputs=final_only,
         ) as sink:
             if client is None:
                 results = _local_results(obj, source, batch_size, run_dtype, precision)

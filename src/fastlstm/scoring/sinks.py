@@ -19,6 +19,10 @@ sequence, dtype the computation dtype):
 ``--outputs final``, OUTPUT ``*.npy``
     ``[N, output_size]``: the top layer's final ``h`` (forward and backward
     concatenated for a bidirectional top layer).
+``--outputs predictions``
+    The model's outputs (its last layer's: a Dense head's, say): for a model
+    with ``return_sequences=False`` OUTPUT ``*.npy`` ``[N, output_size]``; else
+    per step, in the two layouts of ``--outputs sequences``.
 ``--outputs both``, OUTPUT ``*.npz``
     ``values`` and ``lengths`` as the ragged layout, plus ``final_h``
     ``[N, output_size]`` and ``final_c`` ``[N, c_size]``.
@@ -46,7 +50,12 @@ if TYPE_CHECKING:
 __all__ = ["LAYOUTS", "Sink", "open_sink"]
 
 #: ``--outputs`` value → the OUTPUT suffixes it accepts.
-LAYOUTS = {"sequences": (".npy", ".npz"), "final": (".npy",), "both": (".npz",)}
+LAYOUTS = {
+    "sequences": (".npy", ".npz"),
+    "final": (".npy",),
+    "both": (".npz",),
+    "predictions": (".npy", ".npz"),
+}
 
 
 def _write_npy_header(stream: IO[bytes], shape: tuple[int, ...], dtype: np.dtype) -> None:
@@ -162,17 +171,19 @@ class PaddedSink(Sink):
 
 
 class FinalSink(Sink):
-    """``[N, output_size]`` ``.npy`` of the final ``h``."""
+    """``[N, output_size]`` ``.npy`` of the final ``h`` (``field="outputs"``: of final outputs)."""
 
-    def __init__(self, path: str, count: int, output_size: int, dtype: np.dtype) -> None:
-        self._shape, self._dtype = (count, output_size), dtype
+    def __init__(
+        self, path: str, count: int, output_size: int, dtype: np.dtype, field: str = "final_h"
+    ) -> None:
+        self._shape, self._dtype, self._field = (count, output_size), dtype, field
         super().__init__(path)
 
     def _start(self) -> None:
         _write_npy_header(self._stream, self._shape, self._dtype)
 
     def _write(self, result: BatchResult, lengths: np.ndarray) -> None:
-        _write_array(self._stream, result.final_h)
+        _write_array(self._stream, getattr(result, self._field))
 
 
 class RaggedSink(Sink):
@@ -254,6 +265,7 @@ def open_sink(
     output_size: int,
     final_sizes: tuple[int, int],
     dtype: np.dtype,
+    final_outputs: bool = False,
 ) -> Sink:
     """The writer for ``--outputs outputs`` into ``path`` (its suffix picks the layout).
 
@@ -261,7 +273,7 @@ def open_sink(
     ----------
     path : str
         OUTPUT; must end in one of ``LAYOUTS[outputs]``.
-    outputs : {"sequences", "final", "both"}
+    outputs : {"sequences", "final", "both", "predictions"}
     lengths : ndarray of int64, shape ``[N]``
     max_time : int
         Time extent of a padded output.
@@ -271,6 +283,9 @@ def open_sink(
         Depths of ``final_c`` and ``final_h``.
     dtype : numpy dtype
         The computation dtype.
+    final_outputs : bool, default False
+        Whether the model's outputs are final outputs ``[N, output_size]``
+        (``return_sequences=False``): ``"predictions"`` then writes an ``.npy`` of them.
 
     Raises
     ------
@@ -278,6 +293,8 @@ def open_sink(
         A suffix that does not fit ``outputs``, or a directory that cannot be written.
     """
     suffix = os.path.splitext(path)[1].lower()
+    if outputs == "predictions" and final_outputs and suffix != ".npy":
+        raise ScoreError(path, "--outputs predictions of final outputs writes *.npy; name OUTPUT accordingly")
     if suffix not in LAYOUTS[outputs]:
         allowed = " or ".join(f"*{s}" for s in LAYOUTS[outputs])
         raise ScoreError(path, f"--outputs {outputs} writes {allowed}; name OUTPUT accordingly")
@@ -286,6 +303,8 @@ def open_sink(
     count = lengths.shape[0]
     if outputs == "final":
         return FinalSink(path, count, final_sizes[1], dtype)
-    if outputs == "sequences" and suffix == ".npy":
+    if outputs == "predictions" and final_outputs:
+        return FinalSink(path, count, output_size, dtype, field="outputs")
+    if outputs in ("sequences", "predictions") and suffix == ".npy":
         return PaddedSink(path, count, max_time, output_size, dtype)
     return RaggedSink(path, lengths, output_size, final_sizes if outputs == "both" else None, dtype)

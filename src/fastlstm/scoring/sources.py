@@ -20,9 +20,16 @@ Parquet (needs ``pyarrow``)
     outer list over time, inner list of length ``depth``), read by record
     batches. A first pass reads the lengths and checks every row.
 
+Token ids, for a model that starts with an :class:`~fastlstm.Embedding`, come
+in the same three formats with one axis less: a 2-D integer ``.npy`` ``[N,
+max_time]`` (and ``--lengths``), a ragged ``.npz`` whose ``values`` are 1-D
+integers ``[total_steps]``, or a Parquet ``list<integer>`` column. The model
+checks every id against its vocabulary.
+
 Every source yields ``(inputs, lengths)``: inputs ``[b, t, depth]`` C-contiguous
-in the computation dtype, cut to the longest row of the batch (``t``), and
-int64 lengths.
+in the computation dtype (token ids: ``[b, t]`` in the file's integer dtype, 0
+past each length), cut to the longest row of the batch (``t``), and int64
+lengths.
 """
 
 from __future__ import annotations
@@ -71,14 +78,18 @@ class Source:
         Time extent of padded outputs: the file's ``max_time`` for a padded
         ``.npy``, else the longest sequence.
     depth : int or None
-        Input depth; None for a Parquet file in which no sequence has a step
-        (set it to the model's depth before asking for batches).
+        Input depth; None for token ids, and for a Parquet file of vectors in
+        which no sequence has a step (set it to the model's depth before asking
+        for batches).
+    tokens : bool
+        Whether the file holds token ids rather than vectors.
     """
 
     path: str
     lengths: np.ndarray
     max_time: int
     depth: int | None
+    tokens: bool = False
 
     def batches(self, batch_size: int, dtype: np.dtype) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Consecutive batches of up to ``batch_size`` sequences, in file order."""
@@ -175,10 +186,12 @@ def _check_lengths(raw: np.ndarray, count: int | None, max_time: int | None, pat
     return raw.astype(np.int64)
 
 
-def _pad(values: np.ndarray, lengths: np.ndarray, depth: int, dtype: np.dtype) -> np.ndarray:
-    """Packed rows ``[sum(lengths), depth]`` to a zero-padded ``[b, max(lengths), depth]``."""
+def _pad(values: np.ndarray, lengths: np.ndarray, depth: int | None, dtype: np.dtype) -> np.ndarray:
+    """Packed rows ``[sum(lengths), depth]`` to a zero-padded ``[b, max(lengths), depth]``
+    (token ids, ``depth`` None: ``[sum(lengths)]`` to ``[b, max(lengths)]``)."""
     batch = lengths.shape[0]
-    padded = np.zeros((batch, int(lengths.max(initial=0)), depth), dtype)
+    shape = (batch, int(lengths.max(initial=0))) + (() if depth is None else (depth,))
+    padded = np.zeros(shape, dtype)
     rows = np.repeat(np.arange(batch), lengths)
     starts = np.cumsum(lengths) - lengths
     steps = np.arange(values.shape[0]) - np.repeat(starts, lengths)
@@ -207,10 +220,18 @@ class PaddedNpySource(Source):
         self._stream = open(path, "rb")  # noqa: SIM115 - closed by close()
         try:
             shape, fortran_order, self._file_dtype = _npy_header(self._stream, path, "the input")
-            if len(shape) != 3:
-                raise ScoreError(path, f"expected a 3-D [batch, max_time, depth] array, got shape {shape}")
-            count, self.max_time, self.depth = shape
-            self._row_bytes = self.max_time * self.depth * self._file_dtype.itemsize
+            self.tokens = len(shape) == 2 and self._file_dtype.kind in "iu"
+            if self.tokens:
+                (count, self.max_time), self.depth = shape, None
+            elif len(shape) == 3:
+                count, self.max_time, self.depth = shape
+            else:
+                raise ScoreError(
+                    path,
+                    f"expected a 3-D [batch, max_time, depth] array (or 2-D integer token ids "
+                    f"[batch, max_time]), got shape {shape} of {self._file_dtype}",
+                )
+            self._row_bytes = self.max_time * (self.depth or 1) * self._file_dtype.itemsize
             data_start = self._stream.tell()
             available = os.fstat(self._stream.fileno()).st_size - data_start
             if available < count * self._row_bytes:
@@ -239,7 +260,7 @@ class PaddedNpySource(Source):
         return _check_lengths(raw, count, self.max_time, lengths_path)
 
     def batches(self, batch_size: int, dtype: np.dtype) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        shape = (self.max_time, self.depth)
+        shape = (self.max_time,) if self.tokens else (self.max_time, self.depth)
         for start in range(0, self.lengths.shape[0], batch_size):
             lengths = self.lengths[start : start + batch_size]
             if self._mapped is None:
@@ -248,7 +269,12 @@ class PaddedNpySource(Source):
             else:
                 rows = self._mapped[start : start + batch_size]
             steps = int(lengths.max(initial=0))
-            yield np.ascontiguousarray(rows[:, :steps], dtype=dtype), lengths
+            if self.tokens:  # the ids past each length are padding: zeros, whatever the file holds
+                ids = np.array(rows[:, :steps], dtype=self._file_dtype.newbyteorder("="), order="C")
+                ids[np.arange(steps) >= lengths[:, None]] = 0
+                yield ids, lengths
+            else:
+                yield np.ascontiguousarray(rows[:, :steps], dtype=dtype), lengths
 
     def close(self) -> None:
         self._stream.close()
@@ -293,17 +319,22 @@ class RaggedNpzSource(Source):
         except _READ_ERRORS as exc:
             raise ScoreError(path, f"cannot read the 'values' member: {exc}") from exc
         shape, fortran_order, self._file_dtype = _npy_header(self._stream, path, "'values'")
-        if len(shape) != 2:
-            raise ScoreError(path, f"'values' must be 2-D [total_steps, depth], got shape {shape}")
-        if fortran_order and shape[1] > 1:
+        self.tokens = len(shape) == 1 and self._file_dtype.kind in "iu"
+        if not self.tokens and len(shape) != 2:
+            raise ScoreError(
+                path,
+                f"'values' must be 2-D [total_steps, depth] (or 1-D integer token ids [total_steps]), "
+                f"got shape {shape} of {self._file_dtype}",
+            )
+        if fortran_order and not self.tokens and shape[1] > 1:
             raise ScoreError(
                 path, "'values' is stored in Fortran order; save np.ascontiguousarray(values) instead"
             )
-        total, self.depth = shape
+        total, self.depth = (shape[0], None) if self.tokens else shape
         expected = int(self.lengths.sum())
         if total != expected:
             raise ScoreError(path, f"'values' has {total} steps but the lengths add up to {expected}")
-        nbytes = total * self.depth * self._file_dtype.itemsize
+        nbytes = total * (self.depth or 1) * self._file_dtype.itemsize
         available = values_info.file_size - self._stream.tell()
         if available < nbytes:
             raise ScoreError(
@@ -314,7 +345,7 @@ class RaggedNpzSource(Source):
         self.max_time = int(self.lengths.max(initial=0))
 
     def batches(self, batch_size: int, dtype: np.dtype) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        step_bytes = self.depth * self._file_dtype.itemsize
+        step_bytes = (self.depth or 1) * self._file_dtype.itemsize
         for start in range(0, self.lengths.shape[0], batch_size):
             lengths = self.lengths[start : start + batch_size]
             steps = int(lengths.sum())
@@ -322,8 +353,11 @@ class RaggedNpzSource(Source):
                 buffer = _read_exact(self._stream, steps * step_bytes, self.path)
             except _READ_ERRORS as exc:
                 raise ScoreError(self.path, f"corrupt 'values' member: {exc}") from exc
-            values = np.frombuffer(buffer, self._file_dtype).reshape(steps, self.depth)
-            yield _pad(values, lengths, self.depth, dtype), lengths
+            values = np.frombuffer(buffer, self._file_dtype)
+            if self.tokens:
+                yield _pad(values, lengths, None, self._file_dtype.newbyteorder("=")), lengths
+            else:
+                yield _pad(values.reshape(steps, self.depth), lengths, self.depth, dtype), lengths
 
     def close(self) -> None:
         if hasattr(self, "_stream"):
@@ -361,11 +395,25 @@ class ParquetSource(Source):
             if column not in schema.names:
                 raise ScoreError(self.path, f"no column {column!r}; columns: {schema.names}")
             field_type = schema.field(column).type
+            if _is_token_list(field_type):
+                self.tokens = True
+                return column
             if not (_is_list(field_type) and _is_list(field_type.value_type)):
                 raise ScoreError(
-                    self.path, f"column {column!r} has type {field_type}, not a list of lists of numbers"
+                    self.path,
+                    f"column {column!r} has type {field_type}, not a list of lists of numbers "
+                    "(vectors) or a list of integers (token ids)",
                 )
             return column
+        if not nested:
+            token_columns = [field.name for field in schema if _is_token_list(field.type)]
+            if len(token_columns) == 1:
+                self.tokens = True
+                return token_columns[0]
+            if token_columns:
+                raise ScoreError(
+                    self.path, f"several list<integer> columns {token_columns}; name the column with --column"
+                )
         if len(nested) != 1:
             found = "no list-of-lists column" if not nested else f"several list-of-lists columns {nested}"
             raise ScoreError(self.path, f"{found}; name the column with --column")
@@ -383,10 +431,16 @@ class ParquetSource(Source):
             for record_batch in self._file.iter_batches(batch_size=batch_size, columns=[self._column]):
                 column = record_batch.column(0)
                 steps = column.flatten()
+                lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False).astype(np.int64)
+                if self.tokens:
+                    if column.null_count or steps.null_count:
+                        raise ScoreError(self.path, f"column {self._column!r} holds nulls")
+                    yield lengths, steps
+                    done += lengths.shape[0]
+                    continue
                 values = steps.flatten()
                 if column.null_count or steps.null_count or values.null_count:
                     raise ScoreError(self.path, f"column {self._column!r} holds nulls")
-                lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False).astype(np.int64)
                 sizes = pc.list_value_length(steps).to_numpy(zero_copy_only=False)
                 if sizes.size:
                     if self.depth is None:
@@ -414,6 +468,10 @@ class ParquetSource(Source):
 
     def batches(self, batch_size: int, dtype: np.dtype) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for lengths, values in self._arrays(batch_size):
+            if self.tokens:
+                ids = values.to_numpy(zero_copy_only=False)
+                yield _pad(ids, lengths, None, ids.dtype), lengths
+                continue
             flat = values.to_numpy(zero_copy_only=False).reshape(-1, self.depth)
             yield _pad(flat, lengths, self.depth, dtype), lengths
 
@@ -429,3 +487,10 @@ def _is_list(arrow_type: Any) -> bool:
         or pa.types.is_large_list(arrow_type)
         or (pa.types.is_fixed_size_list(arrow_type))
     )
+
+
+def _is_token_list(arrow_type: Any) -> bool:
+    """A list of integers: one sequence of token ids per row."""
+    import pyarrow as pa
+
+    return _is_list(arrow_type) and pa.types.is_integer(arrow_type.value_type)
