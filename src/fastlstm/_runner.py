@@ -20,7 +20,7 @@ import numba
 import numpy as np
 from numba.np.ufunc import parallel as numba_parallel
 
-from . import _kernels
+from . import _kernels, _threads
 from ._native_calls import native_address
 from .activations import Activation
 
@@ -268,6 +268,7 @@ def run_layer(
         _run_units_split(weights, layer, scalars, tiling, n_workers)
     else:
         _run_rows_spread(weights, layer, scalars, tiling, n_workers)
+    _threads.undo_openmp_nesting()
     return out, c_final, h_final
 
 
