@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                 alone_failed[c.name] = str(e)
                 log(f"  {e}")
     checks = cross_check(side, alone)
-    kinds = {c.name: (c.precision, c.is_peer) for c in contenders}
+    kinds = {c.name: (c.precision, c.role) for c in contenders}
     gflops = sgemm["gflops"] if sgemm else None
     summaries = []
     for p, entries, busy in results:
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         }
         _write(args.json, json.dumps(doc, indent=2), log)
 
-    ours = {c.name for c in contenders if c.library == "fastlstm"}
+    ours = {c.name for c in contenders if c.role == "ours"}
     bad = [
         f"{r['contender']}/{r['recipe']}@{s['label']}"
         for s in summaries

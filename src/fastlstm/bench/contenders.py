@@ -60,7 +60,7 @@ class Contender:
     name: ClassVar[str] = "?"
     library: ClassVar[str] = "?"
     precision: ClassVar[str] = "float32"
-    is_peer: ClassVar[bool] = True  # ranked against fastlstm
+    role: ClassVar[str] = "peer"  # "ours" (fastlstm), "peer" (ranked against ours) or "baseline"
 
     def available(self) -> None:
         """Raise :class:`Unavailable` when the library cannot run here."""
@@ -103,7 +103,7 @@ class FastLSTM(Contender):
 
     name = "fastlstm"
     library = "fastlstm"
-    is_peer = False
+    role = "ours"
     call_options: ClassVar[dict] = {}
 
     def available(self) -> None:
@@ -144,7 +144,7 @@ class NumpyReference(Contender):
 
     name = "numpy-ref"
     library = "numpy"
-    is_peer = False
+    role = "baseline"
 
     def version(self) -> str | None:
         return np.__version__

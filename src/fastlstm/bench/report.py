@@ -5,7 +5,7 @@
 >>> p = make_problem(2, 4, 3, 5, "full", name="tiny")
 >>> entries = [Entry("fastlstm", "dynamic_rnn", times_s=[1e-3]),
 ...            Entry("torch", "packed", times_s=[4e-3]), Entry("torch", "padded", times_s=[2e-3])]
->>> s = summarize(p, entries, {"fastlstm": ("float32", False), "torch": ("float32", True)})
+>>> s = summarize(p, entries, {"fastlstm": ("float32", "ours"), "torch": ("float32", "peer")})
 >>> s["contenders"]["torch"]["recipe"], s["speedups"]["fastlstm"]["float32"]["ratio"]
 ('padded', 2.0)
 """
@@ -23,17 +23,19 @@ __all__ = ["format_markdown", "format_table", "summarize"]
 def summarize(
     p: Problem,
     entries: list,
-    kinds: dict[str, tuple[str, bool]],
+    kinds: dict[str, tuple[str, str]],
     sgemm_gflops: float | None = None,
     checks: list[dict] | None = None,
 ) -> dict:
     """The figures of one problem.
 
     ``entries`` are :class:`~fastlstm.bench.timing.Entry` objects; ``kinds``
-    maps a contender to ``(precision, is_peer)``; ``checks`` are
-    :func:`~fastlstm.bench.timing.cross_check` rows.  A contender's figure is
-    its fastest correct recipe; ``speedups[ours][precision]`` is the fastest
-    peer of that precision's median over ours (``> 1``: ours is faster).
+    maps a contender to ``(precision, role)``, the role one of ``"ours"``
+    (fastlstm), ``"peer"`` (ranked against ours) or ``"baseline"``;
+    ``checks`` are :func:`~fastlstm.bench.timing.cross_check` rows.  A
+    contender's figure is its fastest correct recipe;
+    ``speedups[ours][precision]`` is the median of the fastest peer of that
+    precision over ours (``> 1``: ours is faster).
     """
     by_key = {row["key"]: row for row in checks or []}
     rows = []
@@ -73,17 +75,22 @@ def summarize(
             "gflops": row["gflops"],
             "sgemm_frac": row["sgemm_frac"],
             "precision": kinds[name][0],
-            "is_peer": kinds[name][1],
+            "role": kinds[name][1],
             "suspect": row["suspect"],
         }
         for name, row in best.items()
     }
     speedups: dict[str, dict[str, dict]] = {}
+    peer_precisions = sorted(
+        {f["precision"] for f in figures.values() if f["role"] == "peer"}, key=_precision_order
+    )
     for ours, fig in figures.items():
-        if fig["is_peer"]:
+        if fig["role"] != "ours":
             continue
-        for precision in sorted({f["precision"] for f in figures.values() if f["is_peer"]}):
-            peers = [(n, f) for n, f in figures.items() if f["is_peer"] and f["precision"] == precision]
+        for precision in peer_precisions:
+            peers = [
+                (n, f) for n, f in figures.items() if f["role"] == "peer" and f["precision"] == precision
+            ]
             name, peer = min(peers, key=lambda nf: nf[1]["median_s"])
             speedups.setdefault(ours, {})[precision] = {
                 "peer": name,
@@ -104,6 +111,10 @@ def summarize(
         "contenders": figures,
         "speedups": speedups,
     }
+
+
+def _precision_order(precision: str) -> tuple[int, str]:
+    return (0 if precision == "float32" else 1, precision)
 
 
 def _shape(s: dict) -> str:
@@ -192,7 +203,10 @@ def format_markdown(summaries: list[dict], sgemm: dict | None) -> str:
         for n in names
         if len({r["recipe"] for r in s["entries"] if r["contender"] == n}) > 1
     }
-    ratio_cols = sorted({(o, prec) for s in summaries for o, v in s["speedups"].items() for prec in v})
+    ratio_cols = sorted(
+        {(o, prec) for s in summaries for o, v in s["speedups"].items() for prec in v},
+        key=lambda op: (op[0], _precision_order(op[1])),
+    )
     head = ["workload (B, T, D, H)", "lengths"] + [_COLUMN_TITLES.get(n, n) for n in names]
     head += [f"{o} vs fastest {prec} peer" for o, prec in ratio_cols]
     lines = ["| " + " | ".join(head) + " |", "| --- | --- |" + " ---: |" * (len(head) - 2)]
