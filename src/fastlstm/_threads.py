@@ -2,18 +2,19 @@
 
 numba's ``omp`` threading layer (GNU OpenMP on Linux wheels) turns nested
 parallelism on when it starts its pool: ``launch_threads`` calls
-``omp_set_nested(1)`` on the thread that ran the first parallel function, and
-the process has one OpenMP runtime for everyone (a library that needs
-``libgomp.so.1`` later gets the copy already loaded, matched by its soname).
-A library called afterwards from that thread then nests its parallel regions:
-PyTorch's packed LSTM (``pack_padded_sequence``) runs each step's gate math as
-small element-wise operations, each an OpenMP region over the threads, and
-MKL's vector functions inside them (``vmsTanh``, ...) open one more team per
-thread.  On 2 cores that is 4+ threads spin-waiting at barriers for every
-tiny operation: ~170x slower.  fastlstm's kernels never nest, so after a call
-:func:`undo_openmp_nesting` turns nesting back off on the calling thread
-(once per thread), unless the user asked for it through ``OMP_NESTED`` or
-``OMP_MAX_ACTIVE_LEVELS``.
+``omp_set_nested(1)`` on the thread that ran the first parallel function.
+numba and PyTorch then share one OpenMP runtime: started first, numba loads the
+system ``libgomp.so.1``, and PyTorch's own copy is never loaded (the dynamic
+loader matches its ``libgomp.so.1`` to the loaded one by soname); with PyTorch
+imported first, numba's symbols bind to PyTorch's copy.  A library called
+afterwards from that thread nests its parallel regions: PyTorch's packed LSTM
+(``pack_padded_sequence``) runs each step's gate math as small element-wise
+operations, each an OpenMP region over the threads, and MKL's vector functions
+inside them (``vmsTanh``, ...) open one more team per thread.  On 2 cores that
+is 4+ threads spin-waiting at barriers for every tiny operation: ~170x slower.
+fastlstm's kernels never nest, so after a call :func:`undo_openmp_nesting`
+turns nesting back off on the calling thread (once per thread), unless the user
+asked for it through ``OMP_NESTED`` or ``OMP_MAX_ACTIVE_LEVELS``.
 
 >>> usable_cores() >= 1
 True
