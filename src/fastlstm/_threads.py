@@ -3,11 +3,12 @@
 numba's ``omp`` threading layer (GNU OpenMP on Linux wheels) turns nested
 parallelism on when it starts its pool: ``launch_threads`` calls
 ``omp_set_nested(1)`` on the thread that ran the first parallel function.
-numba and PyTorch then share one OpenMP runtime: started first, numba loads the
-system ``libgomp.so.1``, and PyTorch's own copy is never loaded (the dynamic
-loader matches its ``libgomp.so.1`` to the loaded one by soname); with PyTorch
-imported first, numba's symbols bind to PyTorch's copy.  A library called
-afterwards from that thread nests its parallel regions: PyTorch's packed LSTM
+When the pool starts before PyTorch is imported, PyTorch never loads its own
+``libgomp.so.1`` (the dynamic loader matches it by soname to the system copy
+numba loaded) and shares numba's runtime, nesting included.  (With PyTorch
+imported first, numba's symbols bind to PyTorch's copy and nesting was seen
+to stay off: no nested teams.)  A library called
+afterwards from that thread then nests its parallel regions: PyTorch's packed LSTM
 (``pack_padded_sequence``) runs each step's gate math as small element-wise
 operations, each an OpenMP region over the threads, and MKL's vector functions
 inside them (``vmsTanh``, ...) open one more team per thread.  On 2 cores that
