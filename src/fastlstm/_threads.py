@@ -2,20 +2,20 @@
 
 numba's ``omp`` threading layer (GNU OpenMP on Linux wheels) turns nested
 parallelism on when it starts its pool: ``launch_threads`` calls
-``omp_set_nested(1)`` on the thread that ran the first parallel function.
-When the pool starts before PyTorch is imported, PyTorch never loads its own
+``omp_set_nested(1)`` on the thread that ran the first parallel function. When
+the pool starts before PyTorch is imported, PyTorch never loads its own
 ``libgomp.so.1`` (the dynamic loader matches it by soname to the system copy
-numba loaded) and shares numba's runtime, nesting included.  (With PyTorch
-imported first, numba's symbols bind to PyTorch's copy and nesting was seen
-to stay off: no nested teams.)  A library called
-afterwards from that thread then nests its parallel regions: PyTorch's packed LSTM
-(``pack_padded_sequence``) runs each step's gate math as small element-wise
-operations, each an OpenMP region over the threads, and MKL's vector functions
-inside them (``vmsTanh``, ...) open one more team per thread.  On 2 cores that
-is 4+ threads spin-waiting at barriers for every tiny operation: ~170x slower.
-fastlstm's kernels never nest, so after a call :func:`undo_openmp_nesting`
-turns nesting back off on the calling thread (once per thread), unless the user
-asked for it through ``OMP_NESTED`` or ``OMP_MAX_ACTIVE_LEVELS``.
+numba loaded) and shares numba's runtime, nesting included. (With PyTorch
+imported first, numba's symbols bind to PyTorch's copy and nesting was seen to
+stay off: no nested teams.) A library called afterwards from that thread then
+nests its parallel regions: PyTorch's packed LSTM (``pack_padded_sequence``)
+runs each step's gate math as small element-wise operations, each an OpenMP
+region over the threads, and MKL's vector functions inside them (``vmsTanh``,
+...) open one more team per thread. On 2 cores that is 4+ threads spin-waiting
+at barriers for every tiny operation: ~170x slower. fastlstm's kernels never
+nest, so after a call :func:`undo_openmp_nesting` turns nesting back off on the
+calling thread (once per thread), unless the user asked for it through
+``OMP_NESTED`` or ``OMP_MAX_ACTIVE_LEVELS``.
 
 >>> usable_cores() >= 1
 True
