@@ -1,65 +1,44 @@
 """asv benchmark suites for fastlstm (see benchmarks/README.md).
 
-Shared helpers live here rather than in the package so that the suites can be
-run against older commits of fastlstm too; they only use the public API
-(``BasicLSTMCell``, ``dynamic_rnn``) and ``fastlstm.reference``.
+The problems (data, lengths, FLOP count) come from ``fastlstm.bench.problems``,
+the builder the side-by-side comparison uses; when the fastlstm being measured
+predates it (``asv run`` over old commits), the same file is loaded from this
+checkout.  The suites only use the public API (``BasicLSTMCell``,
+``dynamic_rnn``) and ``fastlstm.reference``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-SEED = 1234
-FORGET_BIAS = 1.0
+try:
+    from fastlstm.bench import problems
+except ImportError:  # a fastlstm from before fastlstm.bench.problems
+    _name = "_fastlstm_bench_problems"
+    _spec = importlib.util.spec_from_file_location(
+        _name, Path(__file__).resolve().parents[1] / "src" / "fastlstm" / "bench" / "problems.py"
+    )
+    problems = importlib.util.module_from_spec(_spec)
+    sys.modules[_name] = problems  # dataclasses look their module up while building the class
+    _spec.loader.exec_module(problems)
+
+make_problem = problems.make_problem
 
 
-def make_lengths(batch, max_time, mode="uniform", seed=SEED, low=None):
-    """int32 lengths; row 0 is ``max_time``.
-
-    ``uniform``: in ``[low, max_time]`` with ``low = max(1, max_time // 10)`` unless given;
-    ``full``: all ``max_time``; ``skewed``: mostly short (``low + (T - low) * u**3``).
-    """
-    rng = np.random.default_rng(seed + 1)
-    lo = max(1, max_time // 10) if low is None else low
-    if mode == "full":
-        lengths = np.full(batch, max_time, dtype=np.int64)
-    elif mode == "uniform":
-        lengths = rng.integers(lo, max_time + 1, size=batch)
-    elif mode == "skewed":
-        lengths = np.rint(lo + (max_time - lo) * rng.random(batch) ** 3).astype(np.int64)
-    else:
-        raise ValueError(mode)
-    lengths = np.clip(lengths, 1, max_time)
-    lengths[0] = max_time
-    return lengths.astype(np.int32)
-
-
-def make_data(batch, max_time, input_size, num_units, mode="uniform", seed=SEED, low=None):
-    """(inputs [B,T,D], kernel [D+H,4H], bias [4H], lengths [B]) in float32."""
-    rng = np.random.default_rng(seed)
-    rows, cols = input_size + num_units, 4 * num_units
-    limit = math.sqrt(6.0 / (rows + cols))
-    kernel = rng.uniform(-limit, limit, size=(rows, cols)).astype(np.float32)
-    bias = rng.uniform(-0.1, 0.1, size=cols).astype(np.float32)
-    inputs = rng.standard_normal((batch, max_time, input_size)).astype(np.float32)
-    return inputs, kernel, bias, make_lengths(batch, max_time, mode, seed, low)
-
-
-def make_cell(kernel, bias, input_size, num_units):
+def make_cell(problem):
+    """A ``BasicLSTMCell`` holding the problem's kernel and bias."""
     import fastlstm
 
-    cell = fastlstm.BasicLSTMCell(num_units, forget_bias=FORGET_BIAS)
-    cell.build(input_size)
-    cell.set_weights([kernel, bias])
+    cell = fastlstm.BasicLSTMCell(problem.num_units, forget_bias=problem.forget_bias)
+    cell.build(problem.input_size)
+    cell.set_weights([problem.kernel, problem.bias])
     return cell
-
-
-def flops(input_size, num_units, sum_lengths):
-    """2 * (D + H) * 4H per valid step."""
-    return 2.0 * (input_size + num_units) * 4 * num_units * float(sum_lengths)
 
 
 def best_call_seconds(fn, min_time=0.03, repeat=5):
@@ -98,12 +77,10 @@ class LSTMCase:
     def setup(self, *params):
         import fastlstm
 
-        b, t, d, h, mode = self.shape(*params)
-        self.batch, self.input_size, self.num_units = b, d, h
-        self.inputs, kernel, bias, self.lengths = make_data(b, t, d, h, mode)
-        self.cell = make_cell(kernel, bias, d, h)
+        self.problem = make_problem(*self.shape(*params))
+        self.batch, self.inputs, self.lengths = self.problem.batch, self.problem.inputs, self.problem.lengths
+        self.cell = make_cell(self.problem)
         self._dynamic_rnn = fastlstm.dynamic_rnn
-        self.sum_lengths = int(self.lengths.sum())
         self.run()  # compile / load from numba's cache outside the timing
 
     def run(self):
@@ -118,4 +95,4 @@ class LSTMCase:
         return self.batch / self._seconds()
 
     def _gflops(self):
-        return flops(self.input_size, self.num_units, self.sum_lengths) / self._seconds() / 1e9
+        return self.problem.flops / self._seconds() / 1e9

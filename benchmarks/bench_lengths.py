@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from . import LSTMCase, best_call_seconds, make_cell, make_data
+from . import LSTMCase, best_call_seconds, make_cell, make_problem
 
 
 class LengthDistribution(LSTMCase):
@@ -47,10 +47,10 @@ class CostFollowsLengths:
     def setup(self, num_units):
         import fastlstm
 
-        b, t, d = 64, 100, 64
-        inputs, kernel, bias, uniform = make_data(b, t, d, num_units, "uniform", low=1)
-        full = np.full(b, t, dtype=np.int32)
-        cell = make_cell(kernel, bias, d, num_units)
+        problem = make_problem(64, 100, 64, num_units, "uniform", low=1)
+        inputs, uniform = problem.inputs, problem.lengths
+        full = np.full(problem.batch, problem.max_time, dtype=np.int32)
+        cell = make_cell(problem)
 
         def call(lengths):
             return lambda: fastlstm.dynamic_rnn(cell, inputs, sequence_length=lengths, dtype=np.float32)

@@ -19,7 +19,7 @@ import numba
 import numpy as np
 from numba.np.ufunc import parallel as numba_parallel
 
-from . import _kernels
+from . import _kernels, _threads
 from ._kernels import CellArrays, GateScalars, KernelCalls, LayerArrays, SplitWeights, SplitWork
 from ._native_calls import native_address, type_key
 from .activations import SIGMOID_GATES, Activation, GateActivation
@@ -380,6 +380,7 @@ def run_layer(
         _run_units_split(weights, inputs, layer, tiling, n_workers, precision)
     else:
         _run_rows_spread(inputs, layer, tiling, n_workers)
+    _threads.undo_openmp_nesting()
     return out, c_final, h_final
 
 

@@ -31,7 +31,6 @@ restored afterwards.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -52,19 +51,13 @@ from distributed.comm import get_address_host
 
 import fastlstm
 
+from ._threads import usable_cores as _usable_cores
 from .scoring.compute import BatchResult, run_batch, using_numba_threads
 
 __all__ = ["ThreadLayout", "dynamic_rnn", "run_model", "score_batches", "thread_layout"]
 
 
 # -- threads ----------------------------------------------------------------------------------
-def _usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the platform has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 @dataclass(frozen=True)
 class ThreadLayout:
     """How many numba threads a task uses, decided where the task runs.

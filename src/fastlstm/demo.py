@@ -7,14 +7,10 @@ import time
 import numba
 import numpy as np
 
+from .bench.problems import lstm_flops
 from .cell import BasicLSTMCell
 from .reference import dynamic_rnn_reference
 from .rnn import dynamic_rnn
-
-
-def lstm_flops(input_size: int, num_units: int, total_steps: int) -> float:
-    """Multiply-add FLOPs of the gate matmuls: 2 (D + H) 4H per valid step."""
-    return 2.0 * (input_size + num_units) * 4 * num_units * total_steps
 
 
 def run_demo(
