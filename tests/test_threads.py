@@ -95,10 +95,12 @@ def test_torch_packed_lstm_after_fastlstm_runs_at_its_own_speed():
     pytest.importorskip("torch")
     state = _python(_RUN_FASTLSTM + _NESTING)
     _omp_layer_or_skip(state)
-    # alternate the two kinds of process and keep each kind's best, so that a
-    # busy neighbour slows both alike; the slowdown this guards against is ~170x
+    # alternate the two kinds of process (each figure a best of 15 calls) and
+    # compare the medians of 3 rounds, so that a busy neighbour slows both alike
+    # and one lucky quiet moment does not set the bar; the slowdown this guards
+    # against is ~170x
     alone, after = [], []
-    for _ in range(2):
+    for _ in range(3):
         alone.append(_python(_TORCH_PACKED)["seconds"])
         after.append(_python(_RUN_FASTLSTM + _TORCH_PACKED)["seconds"])
-    assert min(after) <= 1.3 * min(alone), (alone, after)
+    assert sorted(after)[1] <= 1.3 * sorted(alone)[1], (alone, after)
