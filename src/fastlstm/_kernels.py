@@ -493,31 +493,6 @@ def _swish(x):
     return x * _sigmoid_f64(x)
 
 
-@kernel_jit(KERNEL_OPTIONS, inline="always")
-def _axpy8(g, a, w0, w1, w2, w3, w4, w5, w6, w7):
-    """g += a[0] * w0 + ... + a[7] * w7, summed left to right (FMA chain)."""
-    a0 = a[0]
-    a1 = a[1]
-    a2 = a[2]
-    a3 = a[3]
-    a4 = a[4]
-    a5 = a[5]
-    a6 = a[6]
-    a7 = a[7]
-    for n in range(g.shape[0]):
-        g[n] = (
-            g[n]
-            + a0 * w0[n]
-            + a1 * w1[n]
-            + a2 * w2[n]
-            + a3 * w3[n]
-            + a4 * w4[n]
-            + a5 * w5[n]
-            + a6 * w6[n]
-            + a7 * w7[n]
-        )
-
-
 @intrinsic
 def call_compiled(typingctx, address, args):
     """Call the numba-compiled function at ``address`` with the arguments ``args``.
@@ -556,8 +531,9 @@ def _register_tile(n_rows, n_vectors):
     ``k0 <= k < k1``: per ``k``, ``n_vectors`` loads of ``w``, one broadcast of
     ``a`` per row and one multiply-add (``llvm.fmuladd``: fused exactly where
     numba's ``contract`` would fuse) per accumulator.  Each element therefore
-    gets the same chain of multiply-adds, in increasing ``k``, as in the loop
-    form of :func:`_axpy8`.  Arrays are C-contiguous; bounds are the caller's.
+    gets the same chain of multiply-adds, in increasing ``k``, as the scalar
+    loop ``g = g + a * w`` compiled with ``contract``.  Arrays are
+    C-contiguous; bounds are the caller's.
     """
 
     @intrinsic
@@ -647,8 +623,13 @@ VECTOR_BYTES = _vector_bytes()
 TILE_VECTORS = 4 if VECTOR_BYTES == 64 else 2
 # Weight rows per register-tile pass: a tile's panel of w (K_PANEL x tile width) stays in L1.
 K_PANEL = 128
+# Registers of one row's tile (the rows left over from the groups of four: a matrix-vector
+# product): enough independent accumulators to cover the multiply-add latency.
+ROW_TILE_VECTORS = 2 * TILE_VECTORS
 _wide_tile = _register_tile(4, TILE_VECTORS)
 _narrow_tile = _register_tile(4, 1)
+_row_tile = _register_tile(1, ROW_TILE_VECTORS)
+_row_narrow_tile = _register_tile(1, 1)
 
 
 @kernel_jit(KERNEL_OPTIONS, **CALLED_BY_ADDRESS)
@@ -661,9 +642,9 @@ def matmul_accumulate(a, n_rows, w, g, column_tile):
     Rows in groups of four go through register tiles (4 rows x
     ``TILE_VECTORS`` SIMD registers of columns, then 4 x 1 for the columns
     left, then a scalar loop for the last few), one panel of ``K_PANEL``
-    weight rows at a time.  The last ``n_rows % 4`` rows apply eight weight
-    rows per pass along the row, columns tiled by ``column_tile`` (the form
-    that suits a single row: a matrix-vector product).
+    weight rows at a time.  The last ``n_rows % 4`` rows (a matrix-vector
+    product each) go through one-row register tiles of ``ROW_TILE_VECTORS``
+    registers over the whole depth, columns tiled by ``column_tile``.
     """
     depth = a.shape[1]
     width = w.shape[1]
@@ -690,28 +671,17 @@ def matmul_accumulate(a, n_rows, w, g, column_tile):
     for n0 in range(0, width, column_tile):
         n1 = n0 + column_tile if n0 + column_tile < width else width
         for r in range(4 * groups, n_rows):
-            gr = g[r, n0:n1]
-            k = 0
-            while k + 8 <= depth:
-                _axpy8(
-                    gr,
-                    a[r, k : k + 8],
-                    w[k, n0:n1],
-                    w[k + 1, n0:n1],
-                    w[k + 2, n0:n1],
-                    w[k + 3, n0:n1],
-                    w[k + 4, n0:n1],
-                    w[k + 5, n0:n1],
-                    w[k + 6, n0:n1],
-                    w[k + 7, n0:n1],
-                )
-                k += 8
-            while k < depth:
+            n = n0
+            while n + ROW_TILE_VECTORS * lanes <= n1:
+                _row_tile(a, r, w, g, n, 0, depth)
+                n += ROW_TILE_VECTORS * lanes
+            while n + lanes <= n1:
+                _row_narrow_tile(a, r, w, g, n, 0, depth)
+                n += lanes
+            for k in range(depth):
                 ak = a[r, k]
-                wk = w[k, n0:n1]
-                for c in range(gr.shape[0]):
-                    gr[c] = gr[c] + ak * wk[c]
-                k += 1
+                for c in range(n, n1):
+                    g[r, c] = g[r, c] + ak * w[k, c]
 
 
 @kernel_jit(GATE_OPTIONS, **CALLED_BY_ADDRESS)
@@ -1423,3 +1393,5 @@ if config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1: numba runs the kernels as Python 
 
     _wide_tile = _python_tile(4, TILE_VECTORS)
     _narrow_tile = _python_tile(4, 1)
+    _row_tile = _python_tile(1, ROW_TILE_VECTORS)
+    _row_narrow_tile = _python_tile(1, 1)
