@@ -625,7 +625,7 @@ TILE_VECTORS = 4 if VECTOR_BYTES == 64 else 2
 K_PANEL = 128
 # Registers of one row's tile (the rows left over from the groups of four: a matrix-vector
 # product): enough independent accumulators to cover the multiply-add latency.
-ROW_TILE_VECTORS = 2 * TILE_VECTORS
+ROW_TILE_VECTORS = 4 * TILE_VECTORS
 _wide_tile = _register_tile(4, TILE_VECTORS)
 _narrow_tile = _register_tile(4, 1)
 _row_tile = _register_tile(1, ROW_TILE_VECTORS)
