@@ -27,13 +27,6 @@ from .activations import SIGMOID_GATES, Activation, GateActivation
 # Rows per block: enough to reuse each weight row from cache, few enough that a
 # small batch still gives every thread work.
 MAX_BLOCK_ROWS = 16
-# Recurrent weights bigger than this (a core's L2 cache) are streamed from L3 at every step
-# of every block: such layers run in blocks of up to WIDE_BLOCK_ROWS rows, about one per
-# worker (each worker streams them once per step for all its rows), unless that leaves the
-# busiest worker more than WIDE_BLOCK_BALANCE times the work it has with the usual blocks.
-WIDE_BLOCK_WEIGHT_BYTES = 1 << 20
-WIDE_BLOCK_ROWS = 32
-WIDE_BLOCK_BALANCE = 1.05
 # Columns of the weight matrix processed per tile (keeps the tile in L2).
 COLUMN_TILE = 1024
 # Bytes of input projections ([steps x rows, 4 * units]) a block keeps at once:
@@ -420,7 +413,8 @@ def _run_rows_spread(
 ) -> None:
     """Blocks of rows spread over the workers: :func:`_kernels.lstm_layer` (``serial``: one after another)."""
     batch = layer.lengths.shape[0]
-    block_ptr = _block_ptr(batch, block_rows(batch, n_workers))
+    rows_per_block = block_rows(batch, n_workers)
+    block_ptr = np.append(np.arange(0, batch, rows_per_block), batch).astype(np.int64)
     # The arrays of `layer` that run_layer makes (order, out, c_final, h_final) and the
     # records of `inputs` always have the same types for one LayerWeights; only the
     # caller's arrays can change run_block's specialisation.
@@ -434,31 +428,9 @@ def _run_rows_spread(
     if serial:
         _kernels.lstm_layer_serial(block_address, block_ptr, *records)
         return
-    sorted_lengths = layer.lengths[layer.order]
-    block_costs = np.add.reduceat(sorted_lengths, block_ptr[:-1])
+    block_costs = np.add.reduceat(layer.lengths[layer.order], block_ptr[:-1])
     worker_ptr, worker_blocks = schedule_blocks(block_costs, n_workers)
-    if inputs.cell.w_h.nbytes > WIDE_BLOCK_WEIGHT_BYTES:
-        wide_ptr = _block_ptr(batch, min(WIDE_BLOCK_ROWS, -(-batch // n_workers)))
-        if wide_ptr.shape[0] < block_ptr.shape[0]:
-            wide_costs = np.add.reduceat(sorted_lengths, wide_ptr[:-1])
-            wide_ptrs, wide_blocks = schedule_blocks(wide_costs, n_workers)
-            wide_load = _busiest_worker(wide_costs, wide_ptrs, wide_blocks)
-            if wide_load <= WIDE_BLOCK_BALANCE * _busiest_worker(block_costs, worker_ptr, worker_blocks):
-                block_ptr, worker_ptr, worker_blocks = wide_ptr, wide_ptrs, wide_blocks
     _kernels.lstm_layer(block_address, block_ptr, worker_ptr, worker_blocks, *records)
-
-
-def _block_ptr(batch: int, rows_per_block: int) -> np.ndarray:
-    """Where each block of ``rows_per_block`` rows starts (and the batch size after the last)."""
-    return np.append(np.arange(0, batch, rows_per_block), batch).astype(np.int64)
-
-
-def _busiest_worker(block_costs: np.ndarray, worker_ptr: np.ndarray, worker_blocks: np.ndarray) -> int:
-    """The largest total cost of one worker's blocks in a :func:`schedule_blocks` assignment."""
-    return max(
-        int(block_costs[worker_blocks[worker_ptr[w] : worker_ptr[w + 1]]].sum())
-        for w in range(worker_ptr.shape[0] - 1)
-    )
 
 
 def _run_units_split(
