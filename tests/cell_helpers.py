@@ -3,6 +3,10 @@ MultiRNNCell/bidirectional and model tests."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 
 import fastlstm
@@ -91,3 +95,25 @@ def assert_state_close(state, expected, atol):
 
 def tolerance(dtype):
     return 1e-12 if np.dtype(dtype) == np.float64 else 2e-6
+
+
+def outputs_compiled_for(cpu_name: str, cpu_features: str, script: str, tmp_path) -> np.ndarray:
+    """Run ``script`` (which saves its outputs to ``sys.argv[1]``) in a process whose numba
+    compiles for another CPU, with its own empty cache; return what it saved."""
+    target = tmp_path / f"{cpu_name}.npy"
+    env = {
+        **os.environ,
+        "NUMBA_CPU_NAME": cpu_name,
+        "NUMBA_CPU_FEATURES": cpu_features,
+        "NUMBA_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(target)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return np.load(target)

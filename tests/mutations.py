@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import subprocess
+import sys
+import textwrap
 
 from hypothesis import strategies as st
 
@@ -59,3 +62,27 @@ def time_limit(seconds):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def outcomes_under_memory_limit(files, loader: str) -> list[str]:
+    """Load each of ``files`` with ``fastlstm.<loader>(path)`` in a child process limited to 4 GiB
+    of address space; one line per file: ``"<name> loaded"``, ``"<name> ValueError"`` or
+    ``"<name> MemoryError"`` (a crash leaves lines missing)."""
+    script = textwrap.dedent(f"""
+        import resource, pathlib
+        resource.setrlimit(resource.RLIMIT_AS, (4 * 2**30, 4 * 2**30))
+        import fastlstm
+        for path in {sorted(str(f) for f in files)!r}:
+            path = pathlib.Path(path)
+            try:
+                fastlstm.{loader}(path)
+                print(path.name, "loaded")
+            except ValueError as error:
+                print(path.name, "ValueError")
+            except MemoryError:
+                print(path.name, "MemoryError")
+    """)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=300
+    )
+    return result.stdout.split("\n")[:-1] or [result.stderr]

@@ -4,7 +4,6 @@ the emulation on a CPU without AVX512-BF16 and the compile-on-first-use of the b
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -14,7 +13,7 @@ import pytest
 import fastlstm
 import fastlstm.scoring
 import naive
-from cell_helpers import basic_cell, lstm_cell, naive_options
+from cell_helpers import basic_cell, lstm_cell, naive_options, outputs_compiled_for
 from fastlstm._runner import run_layer
 
 
@@ -186,27 +185,12 @@ _NO_BF16_FEATURES = (
 
 
 def test_the_emulation_gives_the_same_bits_on_a_cpu_without_avx512_bf16(tmp_path):
-    target = tmp_path / "emulated.npy"
-    env = {
-        **os.environ,
-        "NUMBA_CPU_NAME": "skylake-avx512",
-        "NUMBA_CPU_FEATURES": _NO_BF16_FEATURES,
-        "NUMBA_CACHE_DIR": str(tmp_path / "cache"),
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", _NO_AVX512_BF16, str(target)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    compiled = outputs_compiled_for("skylake-avx512", _NO_BF16_FEATURES, _NO_AVX512_BF16, tmp_path)
     cell = fastlstm.BasicLSTMCell(40)
     cell.build(24, seed=5)
     x = np.random.default_rng(5).uniform(-1, 1, (9, 6, 24)).astype(np.float32)
     outputs, _ = fastlstm.dynamic_rnn(cell, x, [6, 5, 6, 1, 0, 6, 3, 6, 2], precision="bfloat16")
-    np.testing.assert_array_equal(np.load(target), outputs)
+    np.testing.assert_array_equal(compiled, outputs)
 
 
 def test_bfloat16_kernels_compile_only_when_used():

@@ -4,14 +4,11 @@ the same whatever rows share its call, and on AVX2 and AVX-512 alike."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from numba import njit
 
+from cell_helpers import outputs_compiled_for
 from fastlstm import _kernels
 from fastlstm._native_calls import native_address
 
@@ -83,26 +80,11 @@ _HASWELL = (
 
 def test_avx2_code_gives_the_same_bits(tmp_path):
     """Compiled for an AVX2 CPU (8-lane tiles, 4 x 2 registers), the same outputs, bit for bit."""
-    target = tmp_path / "avx2.npy"
-    env = {
-        **os.environ,
-        "NUMBA_CPU_NAME": "haswell",
-        "NUMBA_CPU_FEATURES": _HASWELL,
-        "NUMBA_CACHE_DIR": str(tmp_path / "cache"),
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", _AVX2_SCRIPT, str(target)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    compiled = outputs_compiled_for("haswell", _HASWELL, _AVX2_SCRIPT, tmp_path)
     import fastlstm
 
     cell = fastlstm.BasicLSTMCell(40)
     cell.build(24, seed=5)
     x = np.random.default_rng(5).uniform(-1, 1, (9, 6, 24)).astype(np.float32)
     outputs, _ = fastlstm.dynamic_rnn(cell, x, [6, 5, 6, 1, 0, 6, 3, 6, 2])
-    np.testing.assert_array_equal(np.load(target), outputs)
+    np.testing.assert_array_equal(compiled, outputs)
