@@ -67,7 +67,26 @@ def stacked_model():
             lstm(spec["config"], [want[f"layer{k}_{n}"] for n in ("kernel", "recurrent_kernel", "bias")])
         )
         layers.append(stand_in("Dropout", name=f"dropout_{k}"))
-    return stand_in("Functional", name="functional", layers=layers, get_config=dict)
+    return stand_in("Functional", name="functional", layers=layers, get_config=lambda: chain_config(layers))
+
+
+def chain_config(layers, calls=None):
+    """tf.keras' get_config() of a Functional model calling ``layers`` one after the other.
+
+    ``calls`` maps a layer name to its inbound_nodes, replacing the chain's.
+    """
+    entries = []
+    for previous, layer in zip([None, *layers], layers):
+        nodes = [] if previous is None else [[[previous.name, 0, 0, {}]]]
+        entries.append(
+            {"class_name": type(layer).__name__, "name": layer.name, "config": {"name": layer.name},
+             "inbound_nodes": (calls or {}).get(layer.name, nodes)}
+        )  # fmt: skip
+    return {
+        "layers": entries,
+        "input_layers": [[layers[0].name, 0, 0]],
+        "output_layers": [[layers[-1].name, 0, 0]],
+    }
 
 
 def bidi_layer(merge_mode="concat", backward_options=None):
@@ -285,6 +304,27 @@ def test_model_and_layer_objects():
     for source in (bidi_layer(), stand_in("Sequential", layers=[bidi_layer()], get_config=dict)):
         outputs, _ = fastlstm.from_keras(source)(want["inputs"])
         assert np.abs(outputs - want["outputs"]).max() < 2e-6
+
+
+def test_functional_model_objects_must_be_plain_chains():
+    model = stacked_model()
+    layers = model.layers
+    lstms = [layer.name for layer in layers if type(layer).__name__ == "LSTM"]
+    # the second LSTM fed from the input instead of from the layer before it: not a chain
+    model.get_config = lambda: chain_config(layers, {lstms[1]: [[[layers[0].name, 0, 0, {}]]]})
+    with pytest.raises(
+        ValueError, match=rf"Functional model 'functional': layer '{layers[1].name}' \(LSTM\) is not on"
+    ):
+        fastlstm.from_keras(model)
+    # a layer called twice
+    model.get_config = lambda: chain_config(layers, {lstms[1]: [[[layers[2].name, 0, 0, {}]]] * 2})
+    with pytest.raises(ValueError, match=rf"layer '{lstms[1]}' \(LSTM\) is called 2 times"):
+        fastlstm.from_keras(model)
+    subclassed = stand_in("MyModel", name="mine", layers=layers, get_config=dict)
+    with pytest.raises(
+        ValueError, match=r"model class 'MyModel' is not supported; fastlstm converts Sequential"
+    ):
+        fastlstm.from_keras(subclassed)
 
 
 def test_top_layer_without_return_sequences_is_the_final_state():

@@ -16,9 +16,17 @@ pytest.importorskip("h5py")
 HEADS = GOLDEN / "heads"
 CASES = [
     (f"{prefix}{name}{suffix}", f"{prefix}{name}")
-    for name in ("classifier", "tagger", "unmasked", "regressor")
+    for name in (
+        "classifier",
+        "tagger",
+        "unmasked",
+        "regressor",
+        "functional_classifier",
+        "functional_tagger",
+        "functional_regressor",
+    )
     for prefix, suffix in (("", ".keras"), ("legacy_", ".h5"))
-]
+] + [("functional_classifier.h5", "functional_classifier")]  # Keras 3's legacy .h5 (holds the not_equal node)
 
 
 @pytest.mark.parametrize(("filename", "stem"), CASES)

@@ -11,6 +11,14 @@ and tf_keras (Keras 2, ``legacy_<name>.h5``, ``model.save(..., save_format="h5")
   unmasked     Input((T,), int32) -> Embedding(20, 4) -> LSTM(5) -> Dense(1, sigmoid)
   regressor    Input((T, 3)) -> LSTM(4, return_sequences=True) -> Dense(1)
 
+and the same classifier, tagger and regressor built with the Functional API
+(``functional_<name>``; Keras 3 also writes ``functional_classifier.h5``, its legacy
+``.h5``, whose config holds the ``not_equal`` mask node). ``functional_shared.keras`` /
+``legacy_functional_shared.h5`` are a Functional model fastlstm must refuse, a chain
+that calls one Dense layer twice: Embedding -> LSTM(4, return_sequences=True) ->
+Dense(4) "shared" -> LSTM(4) -> the same Dense (Keras drops layers whose outputs go
+unused, so a file cannot hold a dangling branch).
+
 ``<name>_expected.npz`` holds ``inputs`` (token ids with Keras' pre-padding, post-padding,
 zeros inside a sequence and an all-padding row; float vectors for the regressor) and
 ``outputs`` (``model.predict``), for each Keras. All weights are set from numpy with fixed
@@ -87,22 +95,53 @@ def models():
     }
 
 
+def functional(layers):
+    """The Functional model that calls ``layers[1:]`` one after the other on ``layers[0]``."""
+    tensor = layers[0]
+    for layer in layers[1:]:
+        tensor = layer(tensor)
+    return keras.Model(layers[0], tensor)
+
+
+def shared_layer_model():
+    """A chain that calls one Dense layer twice (not a plain chain: each layer must be called once)."""
+    ids = keras.Input((T,), dtype="int32")
+    shared = L.Dense(4, name="shared")
+    vectors = shared(L.LSTM(4, return_sequences=True)(L.Embedding(VOCAB, 4)(ids)))
+    return keras.Model(ids, shared(L.LSTM(4)(vectors)))
+
+
+def built_models():
+    """(name, model) of every golden model: Sequential and Functional, each with Keras' first layer names."""
+    for name in models():
+        keras.backend.clear_session()
+        yield name, keras.Sequential(models()[name])
+    for name in ("classifier", "tagger", "regressor"):
+        keras.backend.clear_session()
+        yield f"functional_{name}", functional(models()[name])
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
-    for name, layers in models().items():
-        model = keras.Sequential(layers)
-        rng = np.random.default_rng(zlib.crc32(name.encode()))
+    for name, model in built_models():
+        rng = np.random.default_rng(zlib.crc32(name.removeprefix("functional_").encode()))
         model.set_weights([rng.uniform(-0.7, 0.7, w.shape).astype(np.float32) for w in model.get_weights()])
-        inputs = IDS if name != "regressor" else rng.uniform(-1, 1, (5, T, 3)).astype(np.float32)
+        inputs = IDS if not name.endswith("regressor") else rng.uniform(-1, 1, (5, T, 3)).astype(np.float32)
         outputs = model.predict(inputs, verbose=0)
         if LEGACY:
             model.save(os.path.join(OUT, f"legacy_{name}.h5"), save_format="h5")
             stem = f"legacy_{name}"
         else:
             model.save(os.path.join(OUT, f"{name}.keras"))
+            if name == "functional_classifier":
+                model.save(os.path.join(OUT, f"{name}.h5"))  # same predictions as the .keras file
             stem = name
         np.savez(os.path.join(OUT, f"{stem}_expected.npz"), inputs=inputs, outputs=outputs)
         print(stem, outputs.shape)
+    keras.backend.clear_session()
+    shared = shared_layer_model()
+    shared.save(os.path.join(OUT, "legacy_functional_shared.h5" if LEGACY else "functional_shared.keras"),
+                **({"save_format": "h5"} if LEGACY else {}))  # fmt: skip
     if not LEGACY:
         env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
         subprocess.run([sys.executable, __file__, "--legacy"], check=True, env=env)

@@ -53,6 +53,7 @@ from ..io import (
     KerasLSTMWeights,
     read_keras_weights,
 )
+from ..io._keras_graph import FUNCTIONAL_CLASSES, chain_layers, layer_name
 from ..io.keras_h5 import IDENTITY_LAYERS, KerasDenseWeights, KerasEmbeddingWeights
 from ..layers import Dense, Embedding
 from ..model import LSTMModel
@@ -110,9 +111,16 @@ def from_keras(
           (see the module docstring; ``hard_sigmoid`` before Keras 2.3.0 and in
           TensorFlow 1's tf.keras).
         * An ``LSTM`` or ``Bidirectional(LSTM)`` layer, or a Sequential /
-          Functional model made of them (``InputLayer`` and layers that are the
-          identity at inference, such as ``Dropout``, are skipped; any other layer
-          is refused). A Functional model must be a plain chain of those layers.
+          Functional model made of them, optionally with an ``Embedding`` first
+          and ``Dense`` / ``TimeDistributed(Dense)`` layers after them
+          (``InputLayer`` and layers that are the identity at inference, such as
+          ``Dropout``, are skipped; any other layer is refused).
+        * Files and model objects alike: a Functional model must be a plain
+          chain (one input, one output, each layer called once on the output of
+          the one before it; Keras 3's ``not_equal(ids, 0)`` mask node of an
+          ``Embedding(mask_zero=True)`` is accepted). Branches, shared layers,
+          extra call arguments (``initial_state=``, ``training=True``) are refused
+          with the layer named.
         * The ``get_weights()`` of one ``LSTM`` layer, ``[kernel,
           recurrent_kernel, bias]`` (or without ``bias`` for ``use_bias=False``),
           Keras' defaults assumed (tanh, sigmoid gates).
@@ -275,7 +283,7 @@ def _keras_layers(source: Any) -> _Source:
         return _Source([_layer_object(source)], _keras_version(source), None)
     if hasattr(source, "layers") and hasattr(source, "get_config"):
         layers: list[KerasAnyLayer] = []
-        for layer in source.layers:
+        for layer in _model_layer_objects(source):
             kind = type(layer).__name__
             recurrent_seen = any(isinstance(x, (KerasLSTMWeights, KerasBidirectionalWeights)) for x in layers)
             if kind in ("LSTM", "Bidirectional"):
@@ -306,6 +314,25 @@ def _keras_layers(source: Any) -> _Source:
         "from_keras takes a Keras file path, an LSTM / Bidirectional(LSTM) layer, a Keras model, "
         f"or a layer's get_weights() list; got {class_name}"
     )
+
+
+def _model_layer_objects(model: Any) -> list[Any]:
+    """The layers of a Sequential model, or of a Functional one that is a plain chain, in data-flow order."""
+    class_name = type(model).__name__
+    if class_name == "Sequential":
+        return list(model.layers)
+    if class_name not in FUNCTIONAL_CLASSES:
+        raise ValueError(
+            f"model class {class_name!r} is not supported; fastlstm converts Sequential models and "
+            "Functional models that are a plain chain of layers"
+        )
+    config = {"class_name": class_name, "config": model.get_config()}
+    chain = chain_layers(config, f"{class_name} model {getattr(model, 'name', '')!r}", ValueError, ValueError)
+    by_name = {layer.name: layer for layer in model.layers}
+    missing = [layer_name(entry) for entry in chain if layer_name(entry) not in by_name]
+    if missing:
+        raise ValueError(f"{class_name} model: its config names layers {missing} that are not in its .layers")
+    return [by_name[layer_name(entry)] for entry in chain]
 
 
 def _label(layer: Any) -> str:

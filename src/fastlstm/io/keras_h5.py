@@ -28,10 +28,14 @@ Four formats, recognised by their content rather than their file name:
   The layer options are unknown (``config=None``); ``keras_version`` tells which
   defaults applied (see :func:`fastlstm.from_keras`).
 
-Only Sequential stacks of ``LSTM`` and ``Bidirectional(LSTM)`` layers are read.
-``InputLayer`` and layers that do nothing at inference (dropout, noise) are
-skipped; any other layer (``GRU``, ``SimpleRNN``, ``ConvLSTM*``, ``Dense``, ...) is
-refused with :class:`UnsupportedLayerError` naming it. Weights keep **Keras' gate
+The models read are Sequential models, and Functional models that are a plain
+chain of layers (see :mod:`fastlstm.io._keras_graph`), made of ``LSTM`` and
+``Bidirectional(LSTM)`` layers, optionally with an ``Embedding`` first and
+``Dense`` / ``TimeDistributed(Dense)`` layers after them (the weights-only formats:
+LSTM layers only). ``InputLayer`` and layers that do nothing at inference
+(dropout, noise) are skipped; any other layer (``GRU``, ``SimpleRNN``,
+``ConvLSTM*``, a ``Dense`` in front, ...) is refused with
+:class:`UnsupportedLayerError` naming it. Weights keep **Keras' gate
 order (i, f, c, o)** (TensorFlow 1 cells use (i, j, f, o) with j the candidate;
 converting is the caller's job). A truncated, corrupted or malformed file raises
 :class:`KerasFileError` (a ``ValueError``) naming the file and the problem.
@@ -65,6 +69,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from ._hdf5_scan import HDF5_SIGNATURE, HDF5Reader, check_global_heaps, translated_errors
+from ._keras_graph import chain_layers
 
 __all__ = [
     "GATE_ORDER",
@@ -401,7 +406,7 @@ def _read_keras_zip(path: str) -> KerasModelWeights:
         raise KerasFileError(f"{path}: cannot read the zip archive, the file is damaged ({exc})") from exc
 
     version = metadata.get("keras_version") if isinstance(metadata, dict) else None
-    specs = _sequential_layers(config, f"{path}: config.json", legacy=False)
+    specs = _model_layers(config, f"{path}: config.json", legacy=False)
     hdf5 = HDF5Reader(_import_h5py(), len(weights), KerasFileError)
     where = f"{path}: model.weights.h5"
     check_global_heaps(io.BytesIO(weights), len(weights), where, KerasFileError)
@@ -514,7 +519,7 @@ def _read_keras3_weights(hdf5: HDF5Reader, root: Any, path: str) -> KerasModelWe
 def _read_legacy(hdf5: HDF5Reader, root: Any, path: str) -> KerasModelWeights:
     """A legacy tf.keras ``.h5``: ``model_config`` JSON plus ``model_weights/<layer>/``."""
     config = _parse_json(hdf5.one_text(root, "model_config", path), f"{path}: model_config")
-    specs = _sequential_layers(config, f"{path}: model_config", legacy=True)
+    specs = _model_layers(config, f"{path}: model_config", legacy=True)
     weights_group = hdf5.child(root, "model_weights", path)
     layer_names = hdf5.string_attribute(weights_group, "layer_names", path) or []
     configured = [name for name, _ in specs]
@@ -718,29 +723,17 @@ def _dense_spec(config: dict[str, Any], label: str, time_distributed: bool) -> _
     return _DenseSpec(_positive(config, "units", label), activation, use_bias, time_distributed)
 
 
-def _sequential_layers(config: Any, where: str, legacy: bool) -> list[tuple[str, _Spec]]:
-    """(layer name, parsed options) of each LSTM / Bidirectional layer of a Sequential model config.
+def _model_layers(config: Any, where: str, legacy: bool) -> list[tuple[str, _Spec]]:
+    """(layer name, parsed options) of each layer fastlstm runs, in model order.
 
+    The model is a Sequential one or a Functional plain chain (:mod:`._keras_graph`).
     Everything is checked here, before any weight is read.
     """
-    if not isinstance(config, dict):
-        raise KerasFileError(f"{where}: the model config is not a JSON object")
-    model_class = config.get("class_name")
-    if not isinstance(model_class, str):
-        raise KerasFileError(f"{where}: the model config has no class_name")
-    if model_class != "Sequential":
-        raise UnsupportedLayerError(
-            f"{where}: model class {model_class!r} is not supported; fastlstm reads Sequential models"
-        )
-    layers = _get(config, "config", dict, where).get("layers")
-    if not isinstance(layers, list):
-        raise KerasFileError(f"{where}: the Sequential config has no 'layers' list")
+    layers = chain_layers(config, where, KerasFileError, UnsupportedLayerError)
     result: list[tuple[str, _Spec]] = []
     recurrent_seen = False
     for number, layer in enumerate(layers):
-        if not isinstance(layer, dict):
-            raise KerasFileError(f"{where}: layer {number} is not a JSON object")
-        class_name = layer.get("class_name")
+        class_name = _get(layer, "class_name", str, f"{where}: layer {number}")
         layer_config = _get(layer, "config", dict, f"{where}: layer {number}")
         if class_name in IDENTITY_LAYERS:
             continue
