@@ -222,6 +222,23 @@ def saved(tmp_path_factory):
     model = fastlstm.LSTMModel([fastlstm.LSTMCell(6), (fastlstm.BasicLSTMCell(4), fastlstm.BasicLSTMCell(5))])
     model.build(3, seed=2)
     fastlstm.save(folder / "model.npz", model)
+    # a text classifier fed token ids (issue 14): Embedding(mask_zero) -> LSTM -> Dense(sigmoid)
+    ids = rng.integers(1, 30, (200, 12))
+    ids[np.arange(12) >= lengths[:, None]] = 0
+    ids[7, 2] = 0  # a padding id inside a sequence: masked
+    np.save(folder / "ids.npy", ids)
+    np.savez(folder / "ids.npz", values=ids[np.arange(12) < lengths[:, None]], lengths=lengths)
+    cell = fastlstm.BasicLSTMCell(5)
+    cell.build(4, seed=3)
+    classifier = fastlstm.LSTMModel(
+        [
+            fastlstm.Embedding(rng.uniform(-1, 1, (30, 4)).astype(np.float32), mask_zero=True),
+            cell,
+            fastlstm.Dense(rng.uniform(-1, 1, (5, 2)).astype(np.float32), [0.1, -0.1], "sigmoid"),
+        ],
+        return_sequences=False,
+    )
+    fastlstm.save(folder / "classifier.npz", classifier)
     return folder
 
 
@@ -259,6 +276,26 @@ def test_score_with_scheduler_equals_local(cluster, saved, tmp_path, capsys, out
     assert main([*common, "-o", str(tmp_path / name), "--scheduler", local_cluster.scheduler_address]) == 0
     assert (tmp_path / name).read_bytes() == (tmp_path / f"local-{name}").read_bytes()
     assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize(
+    ("source", "outputs", "name"),
+    [("ids.npy", "predictions", "p.npy"), ("ids.npz", "predictions", "p.npy"), ("ids.npy", "final", "h.npy")],
+)
+def test_score_token_ids_with_scheduler_equals_local(cluster, saved, tmp_path, capsys, source, outputs, name):
+    """An Embedding -> LSTM -> Dense model fed token ids: the cluster writes the bytes a local run writes."""
+    local_cluster, _ = cluster
+    lengths = ["--lengths", str(saved / "lengths.npy")] if source.endswith(".npy") else []
+    common = ["score", str(saved / "classifier.npz"), str(saved / source), *lengths, "--outputs", outputs,
+              "--batch-size", "16", "--quiet"]  # fmt: skip
+    assert main([*common, "-o", str(tmp_path / f"local-{name}")]) == 0
+    assert main([*common, "-o", str(tmp_path / name), "--scheduler", local_cluster.scheduler_address]) == 0
+    assert (tmp_path / name).read_bytes() == (tmp_path / f"local-{name}").read_bytes()
+    assert capsys.readouterr() == ("", "")
+    if outputs == "predictions":
+        model = fastlstm.load(saved / "classifier.npz")
+        want, _ = model(np.load(saved / "ids.npy"), sequence_length=np.load(saved / "lengths.npy"))
+        np.testing.assert_array_equal(np.load(tmp_path / name), want)
 
 
 def test_score_ships_the_model_once_per_worker_and_uses_the_thread_layout(cluster, saved, tmp_path):
