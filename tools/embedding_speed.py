@@ -8,15 +8,21 @@ fastlstm fed ids (the kernel gathers the precomputed projection bias + E @ W_x),
 fed ids with the projection switched off (the kernel gathers embedding rows),
 the same recurrent model fed the vectors ``E[ids]`` (made outside the timing),
 PyTorch (``nn.Embedding`` + ``nn.LSTM`` + ``nn.Linear`` under ``torch.inference_mode``)
-on 1 thread and on its default threads (a busy machine can make one faster), and ONNX
-Runtime running that PyTorch model exported whole (if installed).
+on 1 thread and on its default threads (a busy machine can make one faster), ONNX
+Runtime running that PyTorch model exported whole, and Keras 3 running the same model
+(``Input(int32) -> Embedding -> LSTM -> Dense(1, sigmoid)``) with ``predict_on_batch``,
+compiled by ``tf.function`` and by XLA (``jit_compile=True``), the faster reported
+(each only if installed; Keras needs TensorFlow, which fastlstm never depends on:
+run the tool in a throwaway venv, see tools/golden/make_heads_golden.py).
 Every result is checked against fastlstm's before it is timed. Full-length
-rows, float32, the threads numba and torch use by default.
+rows, float32, the threads numba, torch and TensorFlow use by default; each
+contender starts after 0.3 s of idle so the previous one's threads have gone to sleep.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import os
 import statistics
@@ -29,6 +35,7 @@ from fastlstm import _runner
 
 
 def median_seconds(run, repeats: int) -> float:
+    time.sleep(0.3)  # let the previous contender's thread pool go idle
     run()
     times = []
     for _ in range(repeats):
@@ -135,8 +142,48 @@ def main() -> None:
             results[f"ONNX Runtime {ort.__version__}"] = median_seconds(
                 lambda: session.run(None, {"ids": ids}), args.repeats
             )
+    results.update(keras_seconds(table, kernel, bias, head_w, head_b, ids, want, args.repeats))
     for name, seconds in results.items():
         print(f"{name:48s} {args.batch / seconds:10.0f} sequences/s  ({seconds * 1e3:.1f} ms per call)")
+
+
+def keras_seconds(table, kernel, bias, head_w, head_b, ids, want, repeats: int) -> dict[str, float]:
+    """Keras 3 running the whole classifier (empty if Keras is not installed)."""
+    try:
+        import keras
+    except ImportError:
+        return {}
+    units = bias.shape[0] // 4
+    # TF's gate order i, j, f, o to Keras' i, f, c, o; forget_bias 0.
+    i, j, f, o = np.split(kernel, 4, axis=1)
+    bi, bj, bf, bo = np.split(bias, 4)
+    reordered = np.concatenate([i, f, j, o], 1)
+    seconds = {}
+    for jit in (False, True):
+        layers = keras.layers
+        model = keras.Sequential(
+            [
+                keras.Input((ids.shape[1],), dtype="int32"),
+                layers.Embedding(*table.shape),
+                layers.LSTM(units),
+                layers.Dense(1, activation="sigmoid"),
+            ]
+        )
+        lstm_weights = [
+            reordered[: table.shape[1]],
+            reordered[table.shape[1] :],
+            np.concatenate([bi, bf, bj, bo]),
+        ]
+        model.set_weights([table, *lstm_weights, head_w, head_b])
+        model.compile(jit_compile=jit)
+        tokens = ids.astype(np.int32)
+        error = np.abs(np.asarray(model.predict_on_batch(tokens)) - want).max()
+        assert error < 1e-5, error
+        label = "XLA" if jit else "tf.function"
+        seconds[f"Keras {keras.__version__} ({keras.backend.backend()}, {label})"] = median_seconds(
+            functools.partial(model.predict_on_batch, tokens), repeats
+        )
+    return seconds
 
 
 if __name__ == "__main__":
