@@ -306,6 +306,33 @@ def test_model_and_layer_objects():
         assert np.abs(outputs - want["outputs"]).max() < 2e-6
 
 
+def keras3_chain_config(layers):
+    """Keras 3's get_config() of the same chain: dict nodes whose args are tuples (not lists)."""
+    entries = []
+    for previous, layer in zip([None, *layers], layers):
+        tensor = {
+            "class_name": "__keras_tensor__",
+            "config": {"keras_history": [getattr(previous, "name", ""), 0, 0]},
+        }
+        entries.append(
+            {"class_name": type(layer).__name__, "name": layer.name, "config": {"name": layer.name},
+             "inbound_nodes": [] if previous is None else [{"args": (tensor,), "kwargs": {"training": False}}]}
+        )  # fmt: skip
+    return {
+        "layers": entries,
+        "input_layers": [layers[0].name, 0, 0],
+        "output_layers": [layers[-1].name, 0, 0],
+    }
+
+
+def test_keras3_functional_object():
+    want = expected("stacked")
+    model = stacked_model()
+    model.get_config = lambda: keras3_chain_config(model.layers)
+    outputs, _ = fastlstm.from_keras(model)(want["inputs"])
+    assert np.abs(outputs - want["outputs"]).max() < 2e-6
+
+
 def test_functional_model_objects_must_be_plain_chains():
     model = stacked_model()
     layers = model.layers

@@ -326,13 +326,22 @@ def _model_layer_objects(model: Any) -> list[Any]:
             f"model class {class_name!r} is not supported; fastlstm converts Sequential models and "
             "Functional models that are a plain chain of layers"
         )
-    config = {"class_name": class_name, "config": model.get_config()}
+    config = {"class_name": class_name, "config": _as_json(model.get_config())}
     chain = chain_layers(config, f"{class_name} model {getattr(model, 'name', '')!r}", ValueError, ValueError)
     by_name = {layer.name: layer for layer in model.layers}
     missing = [layer_name(entry) for entry in chain if layer_name(entry) not in by_name]
     if missing:
         raise ValueError(f"{class_name} model: its config names layers {missing} that are not in its .layers")
     return [by_name[layer_name(entry)] for entry in chain]
+
+
+def _as_json(value: Any) -> Any:
+    """A ``get_config()`` value as its JSON file form: Keras 3 keeps node arguments in tuples."""
+    if isinstance(value, dict):
+        return {key: _as_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_as_json(item) for item in value]
+    return value
 
 
 def _label(layer: Any) -> str:
