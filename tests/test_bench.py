@@ -232,12 +232,13 @@ def test_summarize_picks_fastest_recipe_and_compares_with_peers():
     assert "| w (2, 4, 3, 5) | full |" in table and "padded †" in table and "2.00x" in table
 
 
-def _bf16_summary():
+def _bf16_summary(mode="full", bf16_ok=True):
     """A summary with both fastlstm modes and both torch precisions, of known figures."""
-    p = problems.make_problem(2, 4, 3, 5, "full", name="w")
+    p = problems.make_problem(2, 4, 3, 5, mode, name="w")
+    bf16 = {"max_abs_err": 2.94e-3, "times_s": [1.0, 1.0, 5.0]} if bf16_ok else {"status": "wrong"}
     entries = [
         timing.Entry("fastlstm", "dynamic_rnn", max_abs_err=3e-7, times_s=[2.0]),
-        timing.Entry("fastlstm-bf16", "dynamic_rnn", max_abs_err=2.94e-3, times_s=[1.0, 1.0, 5.0]),
+        timing.Entry("fastlstm-bf16", "dynamic_rnn", **bf16),
         timing.Entry("torch", "full", max_abs_err=4e-7, times_s=[3.0]),
         timing.Entry("torch-bf16", "packed", max_abs_err=5e-3, times_s=[4.0]),
         timing.Entry("torch-bf16", "full", max_abs_err=4.4e-3, times_s=[1.6]),
@@ -250,7 +251,7 @@ def _bf16_summary():
         "torch-bf16": ("bfloat16", "peer"),
     }
     sgemm = p.flops / 4.0 / 1e9  # fastlstm-bf16's 1 s is 4x sgemm: twice the bfloat16 peak
-    key = ("w/full", "fastlstm-bf16", "dynamic_rnn")
+    key = (p.label, "fastlstm-bf16", "dynamic_rnn")
     return report.summarize(p, entries, kinds, sgemm, timing.cross_check({key: 1.0}, {key: 1.5}))
 
 
@@ -300,6 +301,12 @@ def test_markdown_has_a_bfloat16_table():
         f"| w (2, 4, 3, 5) | full | {gflops:.0f} (200%) † | {gflops / 1.6:.0f} (125%) full | 1.60x "
         "| 2.9e-3 | 4.4e-3 |"
     )
+
+
+def test_markdown_bfloat16_row_without_a_correct_recipe():
+    table = report.format_markdown([_bf16_summary(), _bf16_summary("uniform", bf16_ok=False)], None)
+    row = table.split("\n\n")[1].splitlines()[-1]
+    assert row.startswith("| w (2, 4, 3, 5) | uniform | - | ") and row.endswith(" | - | - | 4.4e-3 |"), row
 
 
 def test_time_alone_in_a_subprocess():

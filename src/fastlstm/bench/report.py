@@ -232,6 +232,8 @@ def _sci(x: float | None) -> str:
     """``2.9e-3``: two significant digits, the exponent without padding."""
     if x is None:
         return "-"
+    if not np.isfinite(x):
+        return str(x)
     mantissa, exponent = f"{x:.1e}".split("e")
     return f"{mantissa}e{int(exponent)}"
 
@@ -334,10 +336,8 @@ def _reduced_table(summaries: list[dict], ours: str, prec: str, several_recipes:
     head += [f"{title} vs fastest {prec} peer", f"{title} max abs error"]
     head += [f"{_COLUMN_TITLES.get(n, n)} max abs error" for n in peers]
     lines = ["| " + " | ".join(head) + " |", "| --- | --- |" + " ---: |" * (len(head) - 2)]
-    for s in summaries:
-        if ours not in s["contenders"]:
-            continue
-        figures = [s["contenders"][ours]] + [s["contenders"].get(n) for n in peers]
+    for s in summaries:  # "-" where a contender has no correct recipe
+        figures = [s["contenders"].get(n) for n in [ours, *peers]]
         cells = [_workload_cell(s), s["lengths"]]
         cells += [_gflops_cell(f, "peak_frac", n in several_recipes) for n, f in zip([ours, *peers], figures)]
         v = s["speedups"].get(ours, {}).get(prec)
