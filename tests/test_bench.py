@@ -6,6 +6,8 @@ contenders, and only its bookkeeping is checked.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -98,6 +100,25 @@ def test_fastlstm_and_numpy_recipes(mode):
     p = problems.make_problem(5, 7, 3, 4, mode)
     assert set(_check_recipes(contenders.FastLSTM(), p, 1e-5)) == {"dynamic_rnn"}
     assert set(_check_recipes(contenders.NumpyReference(), p, 1e-5)) == {"reference"}
+
+
+@pytest.mark.parametrize("mode", ["uniform", "full"])
+def test_fastlstm_bfloat16_recipe(mode):
+    p = problems.make_problem(5, 7, 3, 4, mode)
+    bf16 = contenders.FastLSTMBFloat16()
+    assert (bf16.name, bf16.precision, bf16.role) == ("fastlstm-bf16", "bfloat16", "ours")
+    recipes = _check_recipes(bf16, p, cli.DEFAULT_TOLERANCES["bfloat16"])
+    assert set(recipes) == {"dynamic_rnn"}
+    out, h = recipes["dynamic_rnn"]()
+    exact, exact_h = contenders.FastLSTM().recipes(p)["dynamic_rnn"]()
+    assert np.abs(out - exact).max() > 1e-5  # bfloat16 products, not float32 ones
+    assert np.all(out[p.lengths[:, None] <= np.arange(p.max_time)] == 0)  # zero past each length
+    assert timing.max_abs_error(out, h, *_reference(p)) > timing.max_abs_error(exact, exact_h, *_reference(p))
+
+
+def test_fastlstm_bfloat16_runs_by_default():
+    assert "fastlstm-bf16" in cli.build_parser().parse_args([]).contenders.split(",")
+    assert contenders.CONTENDERS["fastlstm-bf16"] is contenders.FastLSTMBFloat16
 
 
 @pytest.mark.parametrize("mode", ["uniform", "full"])
@@ -211,6 +232,83 @@ def test_summarize_picks_fastest_recipe_and_compares_with_peers():
     assert "| w (2, 4, 3, 5) | full |" in table and "padded †" in table and "2.00x" in table
 
 
+def _bf16_summary(mode="full", bf16_ok=True):
+    """A summary with both fastlstm modes and both torch precisions, of known figures."""
+    p = problems.make_problem(2, 4, 3, 5, mode, name="w")
+    bf16 = {"max_abs_err": 2.94e-3, "times_s": [1.0, 1.0, 5.0]} if bf16_ok else {"status": "wrong"}
+    entries = [
+        timing.Entry("fastlstm", "dynamic_rnn", max_abs_err=3e-7, times_s=[2.0]),
+        timing.Entry("fastlstm-bf16", "dynamic_rnn", **bf16),
+        timing.Entry("torch", "full", max_abs_err=4e-7, times_s=[3.0]),
+        timing.Entry("torch-bf16", "packed", max_abs_err=5e-3, times_s=[4.0]),
+        timing.Entry("torch-bf16", "full", max_abs_err=4.4e-3, times_s=[1.6]),
+        timing.Entry("torch-bf16", "padded", status="wrong", max_abs_err=0.5),
+    ]
+    kinds = {
+        "fastlstm": ("float32", "ours"),
+        "fastlstm-bf16": ("bfloat16", "ours"),
+        "torch": ("float32", "peer"),
+        "torch-bf16": ("bfloat16", "peer"),
+    }
+    sgemm = p.flops / 4.0 / 1e9  # fastlstm-bf16's 1 s is 4x sgemm: twice the bfloat16 peak
+    key = (p.label, "fastlstm-bf16", "dynamic_rnn")
+    return report.summarize(p, entries, kinds, sgemm, timing.cross_check({key: 1.0}, {key: 1.5}))
+
+
+def test_summarize_reports_the_bfloat16_mode_against_its_peak_and_peer():
+    s = _bf16_summary()
+    ours = s["contenders"]["fastlstm-bf16"]
+    assert ours["median_s"] == 1.0 and ours["role"] == "ours" and ours["suspect"] is True
+    assert ours["sgemm_frac"] == pytest.approx(4.0)
+    assert ours["peak_frac"] == pytest.approx(2.0)  # the bfloat16 peak is twice the sgemm figure
+    assert s["contenders"]["fastlstm"]["peak_frac"] == pytest.approx(2.0)  # float32: the sgemm figure
+    assert ours["max_abs_err"] == 2.94e-3
+    assert s["contenders"]["torch-bf16"]["recipe"] == "full"
+    assert s["contenders"]["torch-bf16"]["max_abs_err"] == 4.4e-3  # the fastest recipe's
+    assert s["speedups"]["fastlstm-bf16"]["bfloat16"] == {
+        "peer": "torch-bf16",
+        "recipe": "full",
+        "ratio": 1.6,
+    }
+    assert s["speedups"]["fastlstm-bf16"]["float32"]["ratio"] == 3.0
+
+
+def test_text_report_has_the_bfloat16_line():
+    text = report.format_table([_bf16_summary()], {"n": 2048, "gflops": 1.0})
+    line = next(line.strip() for line in text.splitlines() if line.strip().startswith("fastlstm-bf16:"))
+    assert line == (
+        "fastlstm-bf16: 200% of the bfloat16 peak; vs fastest float32 peer (torch/full) 3.00x; "
+        "vs fastest bfloat16 peer (torch-bf16/full) 1.60x; max|err| 2.9e-3 (torch-bf16/full: 4.4e-3)"
+    )
+    assert "bfloat16 peak = 2 x sgemm (2.0 GFLOP/s)" in text
+
+
+def test_markdown_has_a_bfloat16_table():
+    s = _bf16_summary()
+    main_table, bf16_table = report.format_markdown([s], None).split("\n\n")
+    assert "fastlstm bf16" not in main_table  # the float32 table is unchanged by the bfloat16 mode
+    assert main_table.splitlines()[0].endswith(
+        "| fastlstm vs fastest float32 peer | fastlstm vs fastest bfloat16 peer |"
+    )
+    head, rule, row = bf16_table.splitlines()
+    assert head == (
+        "| workload (B, T, D, H) | lengths | fastlstm bf16 | PyTorch bf16 | fastlstm bf16 vs fastest "
+        "bfloat16 peer | fastlstm bf16 max abs error | PyTorch bf16 max abs error |"
+    )
+    assert rule == "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+    gflops = s["flops"] / 1e9
+    assert row == (
+        f"| w (2, 4, 3, 5) | full | {gflops:.0f} (200%) † | {gflops / 1.6:.0f} (125%) full | 1.60x "
+        "| 2.9e-3 | 4.4e-3 |"
+    )
+
+
+def test_markdown_bfloat16_row_without_a_correct_recipe():
+    table = report.format_markdown([_bf16_summary(), _bf16_summary("uniform", bf16_ok=False)], None)
+    row = table.split("\n\n")[1].splitlines()[-1]
+    assert row.startswith("| w (2, 4, 3, 5) | uniform | - | ") and row.endswith(" | - | - | 4.4e-3 |"), row
+
+
 def test_time_alone_in_a_subprocess():
     p = problems.make_problem(3, 4, 2, 3, "full", name="tiny")
     medians = timing.time_alone(
@@ -227,3 +325,26 @@ def test_cli_arguments(capsys):
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["--lengths", "uniform,sorted"])
     assert cli.main(["--workloads", "huge", "--no-sgemm"]) == 2
+
+
+def test_command_line_reports_the_bfloat16_mode_and_cross_checks_it(tmp_path):
+    """End to end on a tiny problem: both length modes, sgemm, each contender also timed alone."""
+    pytest.importorskip("torch")
+    json_path, md_path = tmp_path / "out.json", tmp_path / "table.md"
+    argv = ["--shape", "3,4,2,3", "--contenders", "fastlstm-bf16,torch-bf16", "--rounds", "1"]
+    argv += ["--min-time", "0", "--sleep", "0", "--alone-rounds", "1"]
+    assert cli.main([*argv, "--json", str(json_path), "--markdown", str(md_path)]) == 0
+    doc = json.loads(json_path.read_text())
+    peak = doc["sgemm"]["peak_gflops"]["bfloat16"]
+    assert peak == pytest.approx(2 * doc["sgemm"]["gflops"])
+    assert [s["lengths"] for s in doc["workloads"]] == ["uniform", "full"]
+    for s in doc["workloads"]:
+        ours = s["contenders"]["fastlstm-bf16"]
+        assert ours["peak_frac"] == pytest.approx(ours["gflops"] / peak)
+        assert 1e-5 < ours["max_abs_err"] <= cli.DEFAULT_TOLERANCES["bfloat16"]
+        assert s["speedups"]["fastlstm-bf16"]["bfloat16"]["peer"] == "torch-bf16"
+        # the cross-check timed the fastlstm-bf16 recipe alone in a fresh process
+        (entry,) = [e for e in s["entries"] if e["contender"] == "fastlstm-bf16"]
+        assert entry["alone_s"] > 0 and entry["suspect"] in (True, False)
+    bf16_rows = md_path.read_text().split("\n\n")[1].splitlines()[2:]
+    assert [row.split(" | ")[1] for row in bf16_rows] == ["uniform", "full"]

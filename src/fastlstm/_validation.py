@@ -451,6 +451,41 @@ def precision(value: Any, dtype: np.dtype, fix: str) -> str:
     return value
 
 
+def warmup_runs(dtypes: Any, precisions: Any) -> list[tuple[np.dtype, str]]:
+    """The ``(dtype, precision)`` runs :func:`fastlstm.warmup` prepares: every precision in every dtype.
+
+    ``"float32"`` (the default products) runs in every dtype, ``"bfloat16"``
+    in float32 only; the float32 precision comes first.  A single dtype or
+    precision counts as a list of one; repeats count once.  Refused: an
+    unknown precision, none at all, ``"bfloat16"`` without float32 among the
+    dtypes, and a dtype that no precision runs in.
+    """
+    if isinstance(dtypes, (str, np.dtype, type)):
+        dtypes = [dtypes]
+    wanted = list(dict.fromkeys(float_dtype(d) for d in dtypes))
+    names = [precisions] if isinstance(precisions, str) else list(precisions)
+    for value in names:
+        if not isinstance(value, str) or value not in PRECISIONS:
+            raise ValueError(f"precisions must hold 'float32' and/or 'bfloat16', got {value!r}")
+    if not names:
+        raise ValueError("precisions is empty: pass 'float32' and/or 'bfloat16'")
+    names = sorted(set(names), key=PRECISIONS.index)
+    float32 = np.dtype(np.float32)
+    if "bfloat16" in names and float32 not in wanted:
+        raise ValueError(
+            f"precision 'bfloat16' computes in float32, but dtypes are {[d.name for d in wanted]}: "
+            "add 'float32' to dtypes"
+        )
+    runs = [(d, p) for p in names for d in wanted if p == "float32" or d == float32]
+    for d in wanted:
+        if not any(run_dtype == d for run_dtype, _ in runs):
+            raise ValueError(
+                f"dtype {d.name} has nothing to prepare: precision 'bfloat16' computes in float32 only; "
+                f"add 'float32' to precisions or drop {d.name} from dtypes"
+            )
+    return runs
+
+
 def run_inputs(
     inputs: Any, sequence_length: Any, time_major: bool, dtype: np.dtype, output_depth: int
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -22,8 +22,16 @@ def _demo(args: argparse.Namespace) -> int:
 def _warmup(args: argparse.Namespace) -> int:
     from .warmup import warmup
 
-    for dtype, seconds in warmup(args.dtype).items():
-        print(f"{dtype}: kernels ready in {seconds:.1f} s")
+    precisions = args.precision or ["float32"]
+    # bfloat16 alone runs in float32 only: the default dtypes follow
+    dtypes = args.dtype or (["float32", "float64"] if "float32" in precisions else ["float32"])
+    try:
+        spent = warmup(dtypes, precisions)
+    except ValueError as e:
+        print(f"fastlstm warmup: error: {e}", file=sys.stderr)
+        return 2
+    for name, seconds in spent.items():
+        print(f"{name}: kernels ready in {seconds:.1f} s")
     return 0
 
 
@@ -54,7 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--dtype",
         action="append",
         choices=["float32", "float64"],
-        help="dtype to prepare (repeatable; default: both)",
+        help="dtype to prepare (repeatable; default: both, or float32 with only --precision bfloat16)",
+    )
+    warm.add_argument(
+        "--precision",
+        action="append",
+        choices=["float32", "bfloat16"],
+        help="precision of the matrix products to prepare, as in `fastlstm score --precision` "
+        "(repeatable; default: float32; bfloat16 runs in float32 only)",
     )
     warm.set_defaults(run=_warmup)
 
@@ -77,6 +92,4 @@ def main(argv: list[str] | None = None) -> int:
 
         return bench_main(argv[1:]) or 0
     args = build_parser().parse_args(argv)
-    if args.command == "warmup" and not args.dtype:
-        args.dtype = ["float32", "float64"]
     return args.run(args)

@@ -2,9 +2,10 @@
 
 Run as ``python -m fastlstm bench [options]`` or ``python benchmarks/compare.py
 [options]``; ``--help`` lists the options.  Every contender gets identical
-float32 inputs, weights and sequence lengths; each of its recipes (PyTorch:
-packed, padded with masked outputs, the plain call at full length; in float32
-and bfloat16) is checked against a float64 evaluation before it is timed, and
+float32 inputs, weights and sequence lengths; each of its recipes (fastlstm:
+``dynamic_rnn`` in float32 and with ``precision="bfloat16"``; PyTorch: packed,
+padded with masked outputs, the plain call at full length, in float32 and
+bfloat16) is checked against a float64 evaluation before it is timed, and
 one that disagrees by more than the tolerance is reported as wrong and not
 ranked.  Timing is done in interleaved rounds, median over rounds; then each
 contender is timed alone in a fresh process, and a side-by-side figure more

@@ -8,17 +8,14 @@ reference and timed; the fastest correct one is the contender's figure.
 Libraries are imported only inside the methods, so this module imports
 without any of them.
 
-Adding a precision of an existing library is a subclass that sets ``name``
-and ``precision`` (and, for fastlstm, the keyword arguments of its call):
+A precision of an existing library is a subclass that sets ``name`` and
+``precision`` (and, for fastlstm, the keyword arguments of its call), as
+:class:`FastLSTMBFloat16` and :class:`TorchBFloat16` do:
 
->>> class FastLSTMBFloat16(FastLSTM):  # a future ``dynamic_rnn(..., precision="bfloat16")``
-...     name = "fastlstm-bf16"
-...     precision = "bfloat16"
-...     call_options = {"precision": "bfloat16"}
->>> FastLSTMBFloat16().precision
-'bfloat16'
->>> sorted(CONTENDERS)
-['fastlstm', 'numpy-ref', 'onnxruntime', 'tensorflow', 'torch', 'torch-bf16']
+>>> FastLSTMBFloat16.precision, FastLSTMBFloat16.call_options
+('bfloat16', {'precision': 'bfloat16'})
+>>> list(CONTENDERS)
+['fastlstm', 'fastlstm-bf16', 'torch', 'torch-bf16', 'onnxruntime', 'tensorflow', 'numpy-ref']
 """
 
 from __future__ import annotations
@@ -37,6 +34,7 @@ __all__ = [
     "CONTENDERS",
     "Contender",
     "FastLSTM",
+    "FastLSTMBFloat16",
     "NumpyReference",
     "OnnxRuntime",
     "RunFn",
@@ -137,6 +135,14 @@ class FastLSTM(Contender):
             return out, state[1]
 
         return {"dynamic_rnn": run}
+
+
+class FastLSTMBFloat16(FastLSTM):
+    """The same call with ``precision="bfloat16"``: bfloat16 matrix products, float32 everything else."""
+
+    name = "fastlstm-bf16"
+    precision = "bfloat16"
+    call_options: ClassVar[dict] = {"precision": "bfloat16"}
 
 
 class NumpyReference(Contender):
@@ -423,5 +429,6 @@ class TensorFlow1(Contender):
 
 
 CONTENDERS: dict[str, type[Contender]] = {
-    c.name: c for c in (FastLSTM, Torch, TorchBFloat16, OnnxRuntime, TensorFlow1, NumpyReference)
+    c.name: c
+    for c in (FastLSTM, FastLSTMBFloat16, Torch, TorchBFloat16, OnnxRuntime, TensorFlow1, NumpyReference)
 }

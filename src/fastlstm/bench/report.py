@@ -17,7 +17,15 @@ import numpy as np
 from .machine import machine_was_busy
 from .problems import Problem
 
-__all__ = ["format_markdown", "format_table", "summarize"]
+__all__ = ["PEAK_OVER_SGEMM", "format_markdown", "format_table", "summarize"]
+
+PEAK_OVER_SGEMM = {"float32": 1.0, "bfloat16": 2.0}
+"""A precision's peak as a multiple of numpy's float32 sgemm figure measured in the same run.
+
+bfloat16 products do two multiply-adds per float32 lane where float32 ones do
+one (``VDPBF16PS`` against ``VFMADD``), so the bfloat16 peak is taken as twice
+the float32 ceiling.
+"""
 
 
 def summarize(
@@ -33,9 +41,11 @@ def summarize(
     maps a contender to ``(precision, role)``, the role one of ``"ours"``
     (fastlstm), ``"peer"`` (ranked against ours) or ``"baseline"``;
     ``checks`` are :func:`~fastlstm.bench.timing.cross_check` rows.  A
-    contender's figure is its fastest correct recipe;
-    ``speedups[ours][precision]`` is the median of the fastest peer of that
-    precision over ours (``> 1``: ours is faster).
+    contender's figure is its fastest correct recipe, with that recipe's
+    ``max_abs_err``, its share of the sgemm ceiling (``sgemm_frac``) and of
+    its precision's peak (``peak_frac``: ``sgemm_gflops`` times
+    :data:`PEAK_OVER_SGEMM`); ``speedups[ours][precision]`` is the median of
+    the fastest peer of that precision over ours (``> 1``: ours is faster).
     """
     by_key = {row["key"]: row for row in checks or []}
     rows = []
@@ -43,6 +53,7 @@ def summarize(
         med = e.median_s
         gflops = p.flops / med / 1e9 if med else None
         check = by_key.get((p.label, e.contender, e.recipe), {})
+        peak = sgemm_gflops * PEAK_OVER_SGEMM[kinds[e.contender][0]] if sgemm_gflops else None
         rows.append(
             {
                 "contender": e.contender,
@@ -56,6 +67,7 @@ def summarize(
                 "spread": float(np.subtract(*np.percentile(e.times_s, [75, 25])) / med) if med else None,
                 "gflops": gflops,
                 "sgemm_frac": gflops / sgemm_gflops if gflops and sgemm_gflops else None,
+                "peak_frac": gflops / peak if gflops and peak else None,
                 "seq_per_s": p.batch / med if med else None,
                 "alone_s": check.get("alone_s"),
                 "side_over_alone": check.get("ratio"),
@@ -74,6 +86,8 @@ def summarize(
             "median_s": row["median_s"],
             "gflops": row["gflops"],
             "sgemm_frac": row["sgemm_frac"],
+            "peak_frac": row["peak_frac"],
+            "max_abs_err": row["max_abs_err"],
             "precision": kinds[name][0],
             "role": kinds[name][1],
             "suspect": row["suspect"],
@@ -147,12 +161,10 @@ def format_table(summaries: list[dict], sgemm: dict | None) -> str:
             lines.append(
                 f"{label if i == 0 else '':<{w}} {name:<24} {figs} {alone} {ratio} {err:>8}  {note}".rstrip()
             )
-        for ours, by_precision in s["speedups"].items():
-            parts = [
-                f"vs fastest {prec} peer ({v['peer']}/{v['recipe']}) {v['ratio']:.2f}x"
-                for prec, v in by_precision.items()
-            ]
-            lines.append(f"{'':<{w}} {ours}: " + "; ".join(parts))
+        for ours, fig in s["contenders"].items():
+            parts = _ours_summary(s, ours) if fig["role"] == "ours" else []
+            if parts:
+                lines.append(f"{'':<{w}} {ours}: " + "; ".join(parts))
         if machine_was_busy(s.get("other_processes_cpu")):
             busy = s["other_processes_cpu"]
             lines.append(
@@ -160,11 +172,24 @@ def format_table(summaries: list[dict], sgemm: dict | None) -> str:
                 "during this workload"
             )
     lines.append("")
+    peaks = sorted(
+        {
+            f["precision"]
+            for s in summaries
+            for f in s["contenders"].values()
+            if f["role"] == "ours" and f["precision"] != "float32"
+        }
+    )
     lines.append(
         "* the contender's figure (its fastest correct recipe); x alone = side-by-side median / "
         "median of the same recipe timed alone in a fresh process"
         + (
             f"; %sgemm = share of numpy's {sgemm['n']}^3 sgemm ({sgemm['gflops']:.1f} GFLOP/s)"
+            + "".join(
+                f"; {prec} peak = {PEAK_OVER_SGEMM[prec]:g} x sgemm "
+                f"({PEAK_OVER_SGEMM[prec] * sgemm['gflops']:.1f} GFLOP/s)"
+                for prec in peaks
+            )
             if sgemm
             else ""
         )
@@ -182,8 +207,40 @@ def format_table(summaries: list[dict], sgemm: dict | None) -> str:
     return "\n".join(lines)
 
 
+def _ours_summary(s: dict, ours: str) -> list[str]:
+    """The text report's line for one of ours: peak share (other precisions), speedups, errors."""
+    fig = s["contenders"][ours]
+    prec = fig["precision"]
+    parts = []
+    if prec != "float32" and fig["peak_frac"]:
+        parts.append(f"{100 * fig['peak_frac']:.0f}% of the {prec} peak")
+    by_precision = s["speedups"].get(ours, {})
+    parts += [
+        f"vs fastest {p} peer ({v['peer']}/{v['recipe']}) {v['ratio']:.2f}x" for p, v in by_precision.items()
+    ]
+    if prec != "float32" and fig["max_abs_err"] is not None:
+        err = f"max|err| {_sci(fig['max_abs_err'])}"
+        peer = by_precision.get(prec)
+        if peer:
+            peer_err = s["contenders"][peer["peer"]]["max_abs_err"]
+            err += f" ({peer['peer']}/{peer['recipe']}: {_sci(peer_err)})"
+        parts.append(err)
+    return parts
+
+
+def _sci(x: float | None) -> str:
+    """``2.9e-3``: two significant digits, the exponent without padding."""
+    if x is None:
+        return "-"
+    if not np.isfinite(x):
+        return str(x)
+    mantissa, exponent = f"{x:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
 _COLUMN_TITLES = {
     "fastlstm": "fastlstm",
+    "fastlstm-bf16": "fastlstm bf16",
     "torch": "PyTorch",
     "torch-bf16": "PyTorch bf16",
     "onnxruntime": "ONNX Runtime",
@@ -192,40 +249,99 @@ _COLUMN_TITLES = {
 }
 
 
+def _is_ours_reduced(f: dict) -> bool:
+    """One of ours at a precision below float32: reported in a table of its own."""
+    return f["role"] == "ours" and f["precision"] != "float32"
+
+
+def _workload_cell(s: dict) -> str:
+    return f"{s['workload']} ({s['batch']}, {s['max_time']}, {s['input_size']}, {s['num_units']})"
+
+
+def _gflops_cell(f: dict | None, frac_key: str, with_recipe: bool) -> str:
+    if not f:
+        return "-"
+    text = f"{f['gflops']:.0f}"
+    if f[frac_key]:
+        text += f" ({100 * f[frac_key]:.0f}%)"
+    if with_recipe:
+        text += f" {f['recipe']}"
+    return text + (" †" if f["suspect"] else "")
+
+
 def format_markdown(summaries: list[dict], sgemm: dict | None) -> str:
-    """The README table: GFLOP/s of each contender's best recipe (share of sgemm), and the speedups."""
+    """The README tables: GFLOP/s of each contender's best recipe, the speedups, the bfloat16 mode.
+
+    The first table has every contender but our reduced-precision modes, with
+    each figure's share of the sgemm ceiling and our float32 speedup over the
+    fastest peer of each precision.  Each of our other precisions (bfloat16)
+    then gets a table of its own: its GFLOP/s and that of the peers of its
+    precision as shares of that precision's peak (:data:`PEAK_OVER_SGEMM`),
+    its speedup over the fastest of those peers, and the max abs error of each
+    against the float64 reference.  ``sgemm`` is unused (the shares are in the
+    summaries); it is taken for symmetry with :func:`format_table`.
+    """
     names: list[str] = []
     for s in summaries:
-        names += [n for n in s["contenders"] if n not in names]
+        names += [n for n, f in s["contenders"].items() if n not in names and not _is_ours_reduced(f)]
     several_recipes = {
         n
         for s in summaries
-        for n in names
+        for n in {r["contender"] for r in s["entries"]}
         if len({r["recipe"] for r in s["entries"] if r["contender"] == n}) > 1
     }
     ratio_cols = sorted(
-        {(o, prec) for s in summaries for o, v in s["speedups"].items() for prec in v},
+        {
+            (o, prec)
+            for s in summaries
+            for o, v in s["speedups"].items()
+            for prec in v
+            if not _is_ours_reduced(s["contenders"][o])
+        },
         key=lambda op: (op[0], _precision_order(op[1])),
     )
     head = ["workload (B, T, D, H)", "lengths"] + [_COLUMN_TITLES.get(n, n) for n in names]
     head += [f"{o} vs fastest {prec} peer" for o, prec in ratio_cols]
     lines = ["| " + " | ".join(head) + " |", "| --- | --- |" + " ---: |" * (len(head) - 2)]
     for s in summaries:
-        cells = [f"{s['workload']} ({s['batch']}, {s['max_time']}, {s['input_size']}, {s['num_units']})"]
-        cells.append(s["lengths"])
-        for n in names:
-            f = s["contenders"].get(n)
-            if not f:
-                cells.append("-")
-                continue
-            text = f"{f['gflops']:.0f}"
-            if f["sgemm_frac"]:
-                text += f" ({100 * f['sgemm_frac']:.0f}%)"
-            if n in several_recipes:
-                text += f" {f['recipe']}"
-            cells.append(text + (" †" if f["suspect"] else ""))
+        cells = [_workload_cell(s), s["lengths"]]
+        cells += [_gflops_cell(s["contenders"].get(n), "sgemm_frac", n in several_recipes) for n in names]
         for o, prec in ratio_cols:
             v = s["speedups"].get(o, {}).get(prec)
             cells.append(f"{v['ratio']:.2f}x" if v else "-")
         lines.append("| " + " | ".join(cells) + " |")
+    reduced = []
+    for s in summaries:
+        reduced += [
+            (o, f["precision"])
+            for o, f in s["contenders"].items()
+            if _is_ours_reduced(f) and (o, f["precision"]) not in reduced
+        ]
+    for ours, prec in reduced:
+        lines += ["", *_reduced_table(summaries, ours, prec, several_recipes)]
     return "\n".join(lines)
+
+
+def _reduced_table(summaries: list[dict], ours: str, prec: str, several_recipes: set[str]) -> list[str]:
+    """Lines of the Markdown table of our ``prec`` mode ``ours`` against the peers of ``prec``."""
+    peers: list[str] = []
+    for s in summaries:
+        peers += [
+            n
+            for n, f in s["contenders"].items()
+            if f["role"] == "peer" and f["precision"] == prec and n not in peers
+        ]
+    title = _COLUMN_TITLES.get(ours, ours)
+    head = ["workload (B, T, D, H)", "lengths", title] + [_COLUMN_TITLES.get(n, n) for n in peers]
+    head += [f"{title} vs fastest {prec} peer", f"{title} max abs error"]
+    head += [f"{_COLUMN_TITLES.get(n, n)} max abs error" for n in peers]
+    lines = ["| " + " | ".join(head) + " |", "| --- | --- |" + " ---: |" * (len(head) - 2)]
+    for s in summaries:  # "-" where a contender has no correct recipe
+        figures = [s["contenders"].get(n) for n in [ours, *peers]]
+        cells = [_workload_cell(s), s["lengths"]]
+        cells += [_gflops_cell(f, "peak_frac", n in several_recipes) for n, f in zip([ours, *peers], figures)]
+        v = s["speedups"].get(ours, {}).get(prec)
+        cells.append(f"{v['ratio']:.2f}x" if v else "-")
+        cells += [_sci(f["max_abs_err"]) if f else "-" for f in figures]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
