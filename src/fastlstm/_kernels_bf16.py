@@ -47,6 +47,7 @@ from numba.core.codegen import get_host_cpu_features
 from numba.extending import intrinsic
 
 from ._config import kernel_jit
+from ._kernels import CellArrays, GateScalars, KernelCalls, LayerArrays
 
 # Products: no fastmath at all (the emulation's signed zeros and NaN tests must stay as written).
 # Called only through native addresses (``_native_calls``): no Python or C wrappers.
@@ -395,33 +396,56 @@ def _last_block(ab, row, n, w, g, block, vectors, p0, p1):
             _tile_1x1(ab, row, w, g, sub, p0, p1)
 
 
+@kernel_jit(_INLINE)
+def _product_native(ab, n_rows, w, g):
+    """``g[:n_rows] += ab[:n_rows] @ w`` with ``VDPBF16PS``; ``ab`` bfloat16 pairs (uint32 ``[rows, pairs]``).
+
+    ``w`` :func:`pack_weights` of a ``[k, n]`` matrix, ``g`` float32 ``[rows,
+    n]``.  Register tiles of 4 rows over the full 64-column blocks and then
+    one-register tiles over the last block's full 16 columns, each block's
+    panel of ``PAIR_PANEL`` pairs taken by every group of four rows while it
+    is in L1 (one panel when one group covers all rows: nothing to reuse);
+    the last ``n_rows % 4`` rows by the 3-, 2- and 1-row tiles; the last
+    ``n % 16`` columns by :func:`_emulate_columns`.
+    """
+    width = g.shape[1]
+    if width == 0 or n_rows == 0:
+        return
+    pairs = w.shape[0] // -(-width // BLOCK)
+    blocks = width // BLOCK
+    vectors = (width - blocks * BLOCK) // LANES
+    groups = n_rows // TILE_ROWS
+    last = groups * TILE_ROWS
+    panel = PAIR_PANEL if n_rows > TILE_ROWS else max(pairs, 1)
+    for p0 in range(0, pairs, panel):
+        p1 = min(p0 + panel, pairs)
+        for b in range(blocks):
+            for q in range(groups):
+                _tile_4x4(ab, TILE_ROWS * q, w, g, TILE_VECTORS * b, p0, p1)
+        for v in range(vectors):
+            for q in range(groups):
+                _tile_4x1(ab, TILE_ROWS * q, w, g, TILE_VECTORS * blocks + v, p0, p1)
+        if last < n_rows:
+            _full_blocks(ab, last, n_rows - last, w, g, blocks, p0, p1)
+            _last_block(ab, last, n_rows - last, w, g, blocks, vectors, p0, p1)
+    done = blocks * BLOCK + vectors * LANES
+    if done < width:
+        _emulate_columns(ab, 0, n_rows, w, g, done, width)
+
+
 @kernel_jit(_OPTIONS)
 def matmul_bf16_native(a, n_rows, w, g, column_tile):
     """``g[:n_rows] += bf16(a[:n_rows]) @ w`` with ``VDPBF16PS`` (AVX512-BF16 CPUs only).
 
     ``a`` float32 ``[rows, k]``, ``w`` :func:`pack_weights` of a ``[k, n]``
-    matrix, ``g`` float32 ``[rows, n]``.  Register tiles of up to 4 rows over
-    the full 64-column blocks, then one-register tiles over the last block's
-    full 16 columns, panels of ``PAIR_PANEL`` pairs (one panel when one tile
-    of rows covers all rows: nothing to reuse); the last ``n % 16`` columns
-    by :func:`_emulate_columns`.  ``column_tile`` is the float32 kernel's
+    matrix, ``g`` float32 ``[rows, n]``: :func:`_pack_rows` of ``a``, then
+    :func:`_product_native`.  ``column_tile`` is the float32 kernel's
     argument, unused here.
     """
     width = g.shape[1]
     if width == 0:
         return
-    pairs = w.shape[0] // -(-width // BLOCK)
-    ab = _pack_rows(a, n_rows, pairs)
-    blocks = width // BLOCK
-    vectors = (width - blocks * BLOCK) // LANES
-    panel = PAIR_PANEL if n_rows > TILE_ROWS else max(pairs, 1)
-    for p0 in range(0, pairs, panel):
-        p1 = min(p0 + panel, pairs)
-        for row in range(0, n_rows, TILE_ROWS):
-            n = min(TILE_ROWS, n_rows - row)
-            _full_blocks(ab, row, n, w, g, blocks, p0, p1)
-            _last_block(ab, row, n, w, g, blocks, vectors, p0, p1)
-    _emulate_columns(ab, 0, n_rows, w, g, blocks * BLOCK + vectors * LANES, width)
+    _product_native(_pack_rows(a, n_rows, w.shape[0] // -(-width // BLOCK)), n_rows, w, g)
 
 
 @kernel_jit(_INLINE)
@@ -481,9 +505,9 @@ def _float32_columns(ab, n_rows, w, g):
     return seen != 0
 
 
-@kernel_jit(_OPTIONS)
-def matmul_bf16_emulated(a, n_rows, w, g, column_tile):
-    """:func:`matmul_bf16_native`'s results, bit for bit, on any CPU.
+@kernel_jit(_INLINE)
+def _product_emulated(ab, n_rows, w, g):
+    """:func:`_product_native`'s results, bit for bit, on any CPU.
 
     In float32 arithmetic (:func:`_float32_columns`, vectorised); when a
     denormal turns up, again from a copy of ``g`` in float64 arithmetic
@@ -491,16 +515,196 @@ def matmul_bf16_emulated(a, n_rows, w, g, column_tile):
     flushes exactly.
     """
     width = g.shape[1]
-    if width == 0:
+    if width == 0 or n_rows == 0:
         return
-    ab = _pack_rows(a, n_rows, w.shape[0] // -(-width // BLOCK))
     start = g[:n_rows].copy()
     if _float32_columns(ab, n_rows, w, g):
         g[:n_rows] = start
         _emulate_columns(ab, 0, n_rows, w, g, 0, width)
 
 
+@kernel_jit(_OPTIONS)
+def matmul_bf16_emulated(a, n_rows, w, g, column_tile):
+    """:func:`matmul_bf16_native`'s results, bit for bit, on any CPU (:func:`_product_emulated`)."""
+    width = g.shape[1]
+    if width == 0:
+        return
+    _product_emulated(_pack_rows(a, n_rows, w.shape[0] // -(-width // BLOCK)), n_rows, w, g)
+
+
 matmul_accumulate_bf16 = matmul_bf16_native if HAS_AVX512_BF16 else matmul_bf16_emulated
+_product = _product_native if HAS_AVX512_BF16 else _product_emulated
+
+
+@intrinsic
+def _call_at(typingctx, address, args):
+    """Call the numba-compiled function at ``address`` with the arguments ``args``.
+
+    ``_kernels.call_compiled``, repeated here: numba's disk cache stamps a
+    kernel with its own file only, so code generated into this file's kernels
+    is written in this file.
+    """
+    if not isinstance(address, types.Integer) or not isinstance(args, types.BaseTuple):
+        return None
+    arg_types = list(args.types)
+
+    def codegen(context, builder, sig, llvm_args):
+        address_value, packed = llvm_args
+        values = [builder.extract_value(packed, i) for i in range(len(arg_types))]
+        function_type = context.call_conv.get_function_type(types.none, arg_types)
+        function = builder.inttoptr(address_value, function_type.as_pointer())
+        status, _ = context.call_conv.call_function(builder, function, types.none, arg_types, values)
+        with cgutils.if_unlikely(builder, status.is_error):
+            context.call_conv.return_status_propagate(builder, status)
+        return context.get_dummy_value()
+
+    return types.none(address, args), codegen
+
+
+@intrinsic
+def _borrowed(typingctx, array):
+    """``array`` without a reference count: a callee's increments of it are no-ops.
+
+    A layer's weights are shared by every worker thread, and numba's callees
+    count references with atomic instructions on one shared word per array,
+    which two cores then pass back and forth at every call.  Only for arrays
+    that outlive the view (a kernel's arguments).
+    """
+    if not isinstance(array, types.Array):
+        return None
+
+    def codegen(context, builder, sig, args):
+        view = context.make_array(array)(context, builder, args[0])
+        view.meminfo = cgutils.get_null_value(view.meminfo.type)
+        view.parent = cgutils.get_null_value(view.parent.type)
+        return view._getvalue()
+
+    return array(array), codegen
+
+
+@kernel_jit(_INLINE)
+def _round_into(halves, values):
+    """``halves[k] = `` :func:`_bf16_bits` ``(values[k])`` for every ``k`` of ``values`` (vectorised)."""
+    for k in range(values.shape[0]):
+        halves[k] = _bf16_bits(values[k])
+
+
+@kernel_jit(_INLINE)
+def _copy(dst, src):
+    """``dst[:len(src)] = src``, as a loop the vectoriser sees whole (no call, no shape check)."""
+    for k in range(src.shape[0]):
+        dst[k] = src[k]
+
+
+@kernel_jit(_OPTIONS)
+def run_block_bf16(block_start, block_stop, calls, layer, weights, gate, tiling):
+    """``_kernels.run_block`` with bfloat16 products: the same arguments, outputs and bits.
+
+    Rows ``layer.order[block_start:block_stop]``, every step; time in chunks
+    whose input projections ``bias + x @ W_x`` are one product, then per
+    step ``g += h @ W_h``, the cell's gate kernel (at ``calls.gates``) and the
+    projection if any.  What differs from ``run_block`` is where the
+    rounding happens: each input row is rounded to bfloat16 pairs as it is
+    gathered, each new ``h`` as it is stored (once, not in every product that
+    reads it), into buffers made once per block; the products are
+    :func:`_product` inlined here (no call, no allocation per step), and
+    the final ``h`` of a row is its last output.  ``calls.matmul`` is not
+    used (it is the unit-split kernel's).  ``layer.projected`` must be
+    False (projected tables are for float32 products only).
+    """
+    layer = LayerArrays(*layer)
+    weights = CellArrays(*weights)
+    gate = GateScalars(*gate)
+    gates_address = KernelCalls(*calls).gates
+    x = layer.x
+    tokens = layer.tokens
+    gather = tokens.shape[0] > 0
+    lengths = layer.lengths
+    reverse = layer.reverse
+    batch_stride = layer.batch_stride
+    time_stride = layer.time_stride
+    out = layer.out
+    rows = layer.order[block_start:block_stop]
+    n = rows.shape[0]
+    depth = x.shape[1]
+    units = layer.c0.shape[1]
+    out_depth = layer.h0.shape[1]
+    use_projection = weights.use_projection
+    chunk_steps = max(1, tiling[1] // max(n, 1))
+    w_x = _borrowed(weights.w_x)
+    w_h = _borrowed(weights.w_h)
+    projection = _borrowed(weights.projection)
+    bias = weights.bias
+    peepholes = _borrowed(weights.peepholes)
+    # bfloat16 halves of the products' left operands, zero past each depth (pair padding)
+    x_halves = np.zeros((chunk_steps * n, 2 * (depth // 2 + depth % 2)), dtype=np.uint16)
+    h_halves = np.zeros((n, 2 * (out_depth // 2 + out_depth % 2)), dtype=np.uint16)
+    m_halves = np.zeros((n if use_projection else 0, 2 * (units // 2 + units % 2)), dtype=np.uint16)
+    x_pairs = x_halves.view(np.uint32)
+    h_pairs = h_halves.view(np.uint32)
+    m_pairs = m_halves.view(np.uint32)
+    gates = np.empty((chunk_steps * n, 4 * units), dtype=np.float32)
+    chunk_start = np.empty(chunk_steps + 1, dtype=np.int64)
+    c = np.empty((n, units), dtype=np.float32)
+    m = np.empty((n, units), dtype=np.float32)
+    p = np.empty((n if use_projection else 0, out_depth), dtype=np.float32)
+    for r in range(n):
+        _copy(c[r], layer.c0[rows[r]])
+        _round_into(h_halves[r], layer.h0[rows[r]])
+    steps = lengths[rows[0]] if n > 0 else 0
+    active = n
+    for t0 in range(0, steps, chunk_steps):
+        t1 = min(t0 + chunk_steps, steps)
+        q = 0
+        for t in range(t0, t1):  # the running rows at step t are a prefix of rows
+            while active > 0 and lengths[rows[active - 1]] <= t:
+                active -= 1
+            chunk_start[t - t0] = q
+            for r in range(active):
+                b = rows[r]
+                tt = lengths[b] - 1 - t if reverse else t
+                line = b * batch_stride + tt * time_stride
+                _round_into(x_halves[q], x[tokens[line] if gather else line])
+                _copy(gates[q], bias)
+                q += 1
+        chunk_start[t1 - t0] = q
+        _product(x_pairs, q, w_x, gates)
+        for t in range(t0, t1):
+            lo = chunk_start[t - t0]
+            running = chunk_start[t - t0 + 1] - lo
+            g = gates[lo : lo + running]
+            _product(h_pairs, running, w_h, g)
+            _call_at(gates_address, (g, running, c, m, peepholes, gate))
+            new_h = m
+            if use_projection:
+                for r in range(running):
+                    _round_into(m_halves[r], m[r])
+                    pr = p[r]
+                    for k in range(out_depth):
+                        pr[k] = 0.0
+                _product(m_pairs, running, projection, p)
+                bound = weights.proj_clip
+                for r in range(running):
+                    pr = p[r]
+                    for k in range(out_depth):
+                        upper = bound if pr[k] > bound else pr[k]
+                        pr[k] = -bound if upper < -bound else upper
+                new_h = p
+            for r in range(running):
+                b = rows[r]
+                tt = lengths[b] - 1 - t if reverse else t
+                _copy(out[b * batch_stride + tt * time_stride], new_h[r])
+                _round_into(h_halves[r], new_h[r])
+    for r in range(n):
+        b = rows[r]
+        _copy(layer.c_final[b], c[r])
+        if lengths[b] > 0:  # the last step's output (h_final holds h0 otherwise)
+            last = 0 if reverse else lengths[b] - 1
+            _copy(layer.h_final[b], out[b * batch_stride + last * time_stride])
+        for t in range(lengths[b], layer.max_time):
+            ot = out[b * batch_stride + t * time_stride]
+            for k in range(out_depth):
+                ot[k] = 0.0
 
 
 if config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1: the emulation, as Python
@@ -513,4 +717,13 @@ if config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1: the emulation, as Python
         """Python stand-in of the intrinsic."""
         return np.uint32(bits).view(np.float32)
 
+    def _call_at(address, args):  # "address" is the Python function itself
+        """Python stand-in of the intrinsic: call the function."""
+        address(*args)
+
+    def _borrowed(array):
+        """Python stand-in of the intrinsic."""
+        return array
+
     matmul_accumulate_bf16 = matmul_bf16_emulated
+    _product = _product_emulated

@@ -138,20 +138,23 @@ class KernelInputs:
     gate: GateScalars
     calls: KernelCalls
     gates_kernel: Callable  # keeps a user activation's kernel (and so its address) alive
+    block_kernel: Callable  # run_block, or run_block_bf16 for bfloat16 products (see _product_kernel)
     # run_block's address by the types of the caller's arrays in LayerArrays (see _run_rows_spread)
     block_addresses: dict = field(default_factory=dict)
 
 
-def _product_kernel(precision: str) -> tuple[Callable, Callable | None]:
-    """The matrix product kernel of ``precision`` and how it wants the weights (None: as they are).
+def _product_kernel(precision: str) -> tuple[Callable, Callable | None, Callable]:
+    """The matrix product kernel of ``precision``, how it wants the weights (None: as they are) and the block kernel.
 
     The bfloat16 module is imported on first use, so float32 runs never load or compile it.
+    Its block kernel rounds each product operand once, where it is made (an input row as
+    it is gathered, ``h`` as it is stored); the unit-split kernel calls the product kernel.
     """
     if precision == "bfloat16":
         from . import _kernels_bf16
 
-        return _kernels_bf16.matmul_accumulate_bf16, _kernels_bf16.pack_weights
-    return _kernels.matmul_accumulate, None
+        return _kernels_bf16.matmul_accumulate_bf16, _kernels_bf16.pack_weights, _kernels_bf16.run_block_bf16
+    return _kernels.matmul_accumulate, None, _kernels.run_block
 
 
 def kernel_inputs(weights: LayerWeights, precision: str = "float32") -> KernelInputs:
@@ -175,7 +178,7 @@ def kernel_inputs(weights: LayerWeights, precision: str = "float32") -> KernelIn
     dtype = weights.kernel.dtype
     scalar = dtype.type
     inf = np.inf
-    matmul, pack = _product_kernel(precision)
+    matmul, pack, block_kernel = _product_kernel(precision)
     operand = (lambda matrix: matrix) if pack is None else pack
     depth = weights.in_depth
     peepholes = weights.peepholes if weights.peepholes is not None else np.zeros((3, weights.units), dtype)
@@ -205,7 +208,7 @@ def kernel_inputs(weights: LayerWeights, precision: str = "float32") -> KernelIn
         matmul=native_address(matmul, (matrix, 0, matrix, matrix, 0)),
         gates=native_address(gates, (matrix, 0, matrix, matrix, matrix, gate)),
     )
-    inputs = KernelInputs(cell=cell, gate=gate, calls=calls, gates_kernel=gates)
+    inputs = KernelInputs(cell=cell, gate=gate, calls=calls, gates_kernel=gates, block_kernel=block_kernel)
     by_precision[precision] = inputs
     return inputs
 
@@ -256,7 +259,7 @@ def split_weights(weights: LayerWeights, n_parts: int, precision: str = "float32
     :func:`kernel_inputs` packs a cell's.
     """
     cached = _split_weights.setdefault(weights, {})
-    _, pack = _product_kernel(precision)
+    _, pack, _ = _product_kernel(precision)
     if pack is not None:
         if (n_parts, precision) not in cached:
             split = split_weights(weights, n_parts)
@@ -423,7 +426,7 @@ def _run_rows_spread(
     records = (tuple(inputs.calls), tuple(layer), tuple(inputs.cell), tuple(inputs.gate), tiling)
     block_address = inputs.block_addresses.get(caller_types)
     if block_address is None:
-        block_address = native_address(_kernels.run_block, (0, 0, *records))
+        block_address = native_address(inputs.block_kernel, (0, 0, *records))
         inputs.block_addresses[caller_types] = block_address
     if serial:
         _kernels.lstm_layer_serial(block_address, block_ptr, *records)
