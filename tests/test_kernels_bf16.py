@@ -120,9 +120,9 @@ def test_nan_propagates(kernel):
 
 
 # widths: several 64-column blocks (odd and even count) + 16-column vectors + a few columns,
-# vectors only, fewer than 16; depths: one element, odd, across the 64-pair panels
+# vectors only, fewer than 16; depths: one element, odd, across the 256-pair panels
 WIDTHS = [4 * 130, 4 * 20, 4 * 3, 256]
-DEPTHS = [1, 29, 300]
+DEPTHS = [1, 29, 300, 601]
 
 
 @pytest.mark.parametrize("width", WIDTHS)
