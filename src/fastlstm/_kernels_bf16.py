@@ -248,7 +248,7 @@ class _BFloat16(ir.Type):
 
 
 def _bf16_tile(n_rows, n_vectors):
-    """An intrinsic: ``g[row:row + n_rows, 16 first:16 (first + n_vectors)] += ab[rows, p0:p1] @ w``.
+    """An intrinsic: ``g[rows, 16 first:16 (first + n_vectors)] = init[rows, same] + ab[rows, p0:p1] @ w``.
 
     ``ab`` holds bfloat16 pairs (uint32 ``[rows, pairs]``), ``w`` packed
     weights (:func:`pack_weights`: ``[blocks * pairs, 64]``), ``g`` float32;
@@ -256,21 +256,25 @@ def _bf16_tile(n_rows, n_vectors):
     The ``n_rows * n_vectors`` accumulators stay in zmm registers over the
     panel ``p0 <= p < p1``: per pair, ``n_vectors`` loads of ``w``, one
     broadcast of ``ab[row + r, p]`` per row and one ``VDPBF16PS`` per
-    accumulator.  C-contiguous arrays; bounds are the caller's.
+    accumulator.  The accumulators start from ``init`` (``g`` itself, or the
+    bias as rows of stride 0: :func:`_bias_rows`).  ``ab``, ``w`` and ``g``
+    C-contiguous; bounds are the caller's.
     """
 
     @intrinsic
-    def bf16_tile(typingctx, ab, row, w, g, first, p_start, p_stop):
+    def bf16_tile(typingctx, ab, row, w, g, init, first, p_start, p_stop):
         if not all(
             isinstance(arg, types.Array) and arg.layout == "C" and arg.ndim == 2 for arg in (ab, w, g)
         ):
             return None
+        if not (isinstance(init, types.Array) and init.ndim == 2 and init.dtype == types.float32):
+            return None
 
         def codegen(context, builder, sig, args):
-            ab_array, w_array, g_array = (
-                context.make_array(sig.args[i])(context, builder, args[i]) for i in (0, 2, 3)
+            ab_array, w_array, g_array, init_array = (
+                context.make_array(sig.args[i])(context, builder, args[i]) for i in (0, 2, 3, 4)
             )
-            row_index, first_vector, p_first, p_last = args[1], args[4], args[5], args[6]
+            row_index, first_vector, p_first, p_last = args[1], args[5], args[6], args[7]
             pairs = builder.extract_value(ab_array.shape, 1)
             int32, int64 = ir.IntType(32), ir.IntType(64)
             floats = ir.VectorType(ir.FloatType(), LANES)
@@ -307,9 +311,10 @@ def _bf16_tile(n_rows, n_vectors):
             for r in range(n_rows):
                 for v in range(n_vectors):
                     column = builder.mul(builder.add(first_vector, constant(v)), constant(LANES))
-                    g_pointer = address(g_array, (builder.add(row_index, constant(r)), column), floats)
+                    at = (builder.add(row_index, constant(r)), column)
+                    g_pointer = address(g_array, at, floats)
                     accumulator = cgutils.alloca_once(builder, floats)
-                    builder.store(builder.load(g_pointer, align=4), accumulator)
+                    builder.store(builder.load(address(init_array, at, floats), align=4), accumulator)
                     g_pointers.append(g_pointer)
                     accumulators.append(accumulator)
             ab_rows = [
@@ -342,7 +347,7 @@ def _bf16_tile(n_rows, n_vectors):
                 builder.store(builder.load(accumulator), g_pointer, align=4)
             return context.get_dummy_value()
 
-        return types.none(ab, row, w, g, first, p_start, p_stop), codegen
+        return types.none(ab, row, w, g, init, first, p_start, p_stop), codegen
 
     return bf16_tile
 
@@ -363,74 +368,93 @@ _tile_1x1 = _bf16_tile(1, 1)
 
 
 @kernel_jit(_INLINE)
-def _full_blocks(ab, row, n, w, g, blocks, p0, p1):
-    """Rows ``row:row + n`` (1 to 4) of the full blocks ``0:blocks``, pairs ``p0:p1``."""
+def _full_blocks(ab, row, n, w, g, init, blocks, p0, p1):
+    """Rows ``row:row + n`` (1 to 4) of the full blocks ``0:blocks``, pairs ``p0:p1``, from ``init``."""
     if n == 4:
         for b in range(blocks):
-            _tile_4x4(ab, row, w, g, TILE_VECTORS * b, p0, p1)
+            _tile_4x4(ab, row, w, g, init, TILE_VECTORS * b, p0, p1)
     elif n == 3:
         for b in range(blocks):
-            _tile_3x4(ab, row, w, g, TILE_VECTORS * b, p0, p1)
+            _tile_3x4(ab, row, w, g, init, TILE_VECTORS * b, p0, p1)
     elif n == 2:
         for b in range(0, blocks - 1, 2):
-            _tile_2x8(ab, row, w, g, TILE_VECTORS * b, p0, p1)
+            _tile_2x8(ab, row, w, g, init, TILE_VECTORS * b, p0, p1)
         if blocks % 2:
-            _tile_2x4(ab, row, w, g, TILE_VECTORS * (blocks - 1), p0, p1)
+            _tile_2x4(ab, row, w, g, init, TILE_VECTORS * (blocks - 1), p0, p1)
     else:
         for b in range(0, blocks - 1, 2):
-            _tile_1x8(ab, row, w, g, TILE_VECTORS * b, p0, p1)
+            _tile_1x8(ab, row, w, g, init, TILE_VECTORS * b, p0, p1)
         if blocks % 2:
-            _tile_1x4(ab, row, w, g, TILE_VECTORS * (blocks - 1), p0, p1)
+            _tile_1x4(ab, row, w, g, init, TILE_VECTORS * (blocks - 1), p0, p1)
 
 
 @kernel_jit(_INLINE)
-def _last_block(ab, row, n, w, g, block, vectors, p0, p1):
-    """Rows ``row:row + n`` (1 to 4), the first ``vectors`` registers of block ``block``."""
+def _last_block(ab, row, n, w, g, init, block, vectors, p0, p1):
+    """Rows ``row:row + n`` (1 to 4), the first ``vectors`` registers of block ``block``, from ``init``."""
     for v in range(vectors):
         sub = block * TILE_VECTORS + v
         if n == 4:
-            _tile_4x1(ab, row, w, g, sub, p0, p1)
+            _tile_4x1(ab, row, w, g, init, sub, p0, p1)
         elif n == 3:
-            _tile_3x1(ab, row, w, g, sub, p0, p1)
+            _tile_3x1(ab, row, w, g, init, sub, p0, p1)
         elif n == 2:
-            _tile_2x1(ab, row, w, g, sub, p0, p1)
+            _tile_2x1(ab, row, w, g, init, sub, p0, p1)
         else:
-            _tile_1x1(ab, row, w, g, sub, p0, p1)
+            _tile_1x1(ab, row, w, g, init, sub, p0, p1)
 
 
 @kernel_jit(_INLINE)
-def _product_native(ab, n_rows, w, g):
-    """``g[:n_rows] += ab[:n_rows] @ w`` with ``VDPBF16PS``; ``ab`` bfloat16 pairs (uint32 ``[rows, pairs]``).
+def _panel(ab, n_rows, w, g, init, p0, p1):
+    """``g[:n_rows] = init[:n_rows] + ab[:n_rows, p0:p1] @ w`` over the columns the register tiles cover."""
+    width = g.shape[1]
+    blocks = width // BLOCK
+    vectors = (width - blocks * BLOCK) // LANES
+    groups = n_rows // TILE_ROWS
+    last = groups * TILE_ROWS
+    for b in range(blocks):
+        for q in range(groups):
+            _tile_4x4(ab, TILE_ROWS * q, w, g, init, TILE_VECTORS * b, p0, p1)
+    for v in range(vectors):
+        for q in range(groups):
+            _tile_4x1(ab, TILE_ROWS * q, w, g, init, TILE_VECTORS * blocks + v, p0, p1)
+    if last < n_rows:
+        _full_blocks(ab, last, n_rows - last, w, g, init, blocks, p0, p1)
+        _last_block(ab, last, n_rows - last, w, g, init, blocks, vectors, p0, p1)
 
-    ``w`` :func:`pack_weights` of a ``[k, n]`` matrix, ``g`` float32 ``[rows,
-    n]``.  Register tiles of 4 rows over the full 64-column blocks and then
-    one-register tiles over the last block's full 16 columns, each block's
-    panel of ``PAIR_PANEL`` pairs taken by every group of four rows while it
-    is in cache (one panel when one group covers all rows: nothing to reuse);
-    the last ``n_rows % 4`` rows by the 3-, 2- and 1-row tiles; the last
-    ``n % 16`` columns by :func:`_emulate_columns`.
+
+@kernel_jit(_INLINE)
+def _product_native(ab, n_rows, w, g, init):
+    """``g[:n_rows] = init[:n_rows] + ab[:n_rows] @ w`` with ``VDPBF16PS``; ``ab`` bfloat16 pairs.
+
+    ``ab`` uint32 ``[rows, pairs]`` (:func:`_pack_rows`), ``w``
+    :func:`pack_weights` of a ``[k, n]`` matrix, ``g`` float32 ``[rows, n]``,
+    ``init`` ``g`` itself (``g +=``) or :func:`_bias_rows`.  Register tiles of 4
+    rows over the full 64-column blocks and then one-register tiles over the
+    last block's full 16 columns, each block's panel of ``PAIR_PANEL`` pairs
+    taken by every group of four rows while it is in cache (one panel when
+    one group covers all rows: nothing to reuse); the last ``n_rows % 4``
+    rows by the 3-, 2- and 1-row tiles; the last ``n % 16`` columns by
+    :func:`_emulate_columns`.  The first panel starts from ``init``, the
+    others from ``g``.
     """
     width = g.shape[1]
     if width == 0 or n_rows == 0:
         return
     pairs = w.shape[0] // -(-width // BLOCK)
-    blocks = width // BLOCK
-    vectors = (width - blocks * BLOCK) // LANES
-    groups = n_rows // TILE_ROWS
-    last = groups * TILE_ROWS
-    panel = PAIR_PANEL if n_rows > TILE_ROWS else max(pairs, 1)
-    for p0 in range(0, pairs, panel):
-        p1 = min(p0 + panel, pairs)
-        for b in range(blocks):
-            for q in range(groups):
-                _tile_4x4(ab, TILE_ROWS * q, w, g, TILE_VECTORS * b, p0, p1)
-        for v in range(vectors):
-            for q in range(groups):
-                _tile_4x1(ab, TILE_ROWS * q, w, g, TILE_VECTORS * blocks + v, p0, p1)
-        if last < n_rows:
-            _full_blocks(ab, last, n_rows - last, w, g, blocks, p0, p1)
-            _last_block(ab, last, n_rows - last, w, g, blocks, vectors, p0, p1)
-    done = blocks * BLOCK + vectors * LANES
+    done = (width // LANES) * LANES
+    if pairs == 0 or done < width:  # the columns no register tile starts from init
+        first = 0 if pairs == 0 else done
+        for r in range(n_rows):
+            gr = g[r]
+            ir = init[r]
+            for c in range(first, width):
+                gr[c] = ir[c]
+    if pairs == 0:
+        return
+    panel = PAIR_PANEL if n_rows > TILE_ROWS else pairs
+    _panel(ab, n_rows, w, g, init, 0, min(panel, pairs))
+    for p0 in range(panel, pairs, panel):
+        _panel(ab, n_rows, w, g, g, p0, min(p0 + panel, pairs))
     if done < width:
         _emulate_columns(ab, 0, n_rows, w, g, done, width)
 
@@ -447,7 +471,7 @@ def matmul_bf16_native(a, n_rows, w, g, column_tile):
     width = g.shape[1]
     if width == 0:
         return
-    _product_native(_pack_rows(a, n_rows, w.shape[0] // -(-width // BLOCK)), n_rows, w, g)
+    _product_native(_pack_rows(a, n_rows, w.shape[0] // -(-width // BLOCK)), n_rows, w, g, g)
 
 
 @kernel_jit(_INLINE)
@@ -508,17 +532,22 @@ def _float32_columns(ab, n_rows, w, g):
 
 
 @kernel_jit(_INLINE)
-def _product_emulated(ab, n_rows, w, g):
+def _product_emulated(ab, n_rows, w, g, init):
     """:func:`_product_native`'s results, bit for bit, on any CPU.
 
-    In float32 arithmetic (:func:`_float32_columns`, vectorised); when a
-    denormal turns up, again from a copy of ``g`` in float64 arithmetic
-    (:func:`_emulate_columns`, slower), which follows the instruction's
-    flushes exactly.
+    ``g[:n_rows] = init[:n_rows]`` first, then in float32 arithmetic
+    (:func:`_float32_columns`, vectorised); when a denormal turns up, again
+    from a copy of ``g`` in float64 arithmetic (:func:`_emulate_columns`,
+    slower), which follows the instruction's flushes exactly.
     """
     width = g.shape[1]
     if width == 0 or n_rows == 0:
         return
+    for r in range(n_rows):
+        gr = g[r]
+        ir = init[r]
+        for c in range(width):
+            gr[c] = ir[c]
     start = g[:n_rows].copy()
     if _float32_columns(ab, n_rows, w, g):
         g[:n_rows] = start
@@ -531,7 +560,7 @@ def matmul_bf16_emulated(a, n_rows, w, g, column_tile):
     width = g.shape[1]
     if width == 0:
         return
-    _product_emulated(_pack_rows(a, n_rows, w.shape[0] // -(-width // BLOCK)), n_rows, w, g)
+    _product_emulated(_pack_rows(a, n_rows, w.shape[0] // -(-width // BLOCK)), n_rows, w, g, g)
 
 
 matmul_accumulate_bf16 = matmul_bf16_native if HAS_AVX512_BF16 else matmul_bf16_emulated
@@ -630,6 +659,35 @@ def _round_16(typingctx, halves, values, start):
     return types.none(halves, values, start), codegen
 
 
+@intrinsic
+def _bias_rows(typingctx, bias, n_rows):
+    """``bias`` (1-D) as ``n_rows`` rows of a 2-D array of row stride 0, for the products' ``init``.
+
+    No reference count, as :func:`_borrowed`: for a kernel's argument.
+    """
+    if not (isinstance(bias, types.Array) and bias.ndim == 1 and isinstance(n_rows, types.Integer)):
+        return None
+    rows_type = types.Array(bias.dtype, 2, "A")
+
+    def codegen(context, builder, sig, args):
+        source = context.make_array(bias)(context, builder, args[0])
+        view = context.make_array(rows_type)(context, builder)
+        rows = context.cast(builder, args[1], n_rows, types.intp)
+        length = builder.extract_value(source.shape, 0)
+        stride = builder.extract_value(source.strides, 0)
+        context.populate_array(
+            view,
+            data=source.data,
+            shape=cgutils.pack_array(builder, [rows, length]),
+            strides=cgutils.pack_array(builder, [ir.Constant(rows.type, 0), stride]),
+            itemsize=source.itemsize,
+            meminfo=None,
+        )
+        return view._getvalue()
+
+    return rows_type(bias, n_rows), codegen
+
+
 @kernel_jit(_INLINE)
 def _round_into(halves, values):
     """``halves[k] = `` :func:`_bf16_bits` ``(values[k])`` for every ``k`` of ``values``: by 16, then one by one."""
@@ -717,15 +775,14 @@ def run_block_bf16(block_start, block_stop, calls, layer, weights, gate, tiling)
                 tt = lengths[b] - 1 - t if reverse else t
                 line = b * batch_stride + tt * time_stride
                 _round_into(x_halves[q], x[tokens[line] if gather else line])
-                _copy(gates[q], bias)
                 q += 1
         chunk_start[t1 - t0] = q
-        _product(x_pairs, q, w_x, gates)
+        _product(x_pairs, q, w_x, gates, _bias_rows(bias, q))
         for t in range(t0, t1):
             lo = chunk_start[t - t0]
             running = chunk_start[t - t0 + 1] - lo
             g = gates[lo : lo + running]
-            _product(h_pairs, running, w_h, g)
+            _product(h_pairs, running, w_h, g, g)
             _call_at(gates_address, (g, running, c, m, peepholes, gate))
             new_h = m
             if use_projection:
@@ -734,7 +791,7 @@ def run_block_bf16(block_start, block_stop, calls, layer, weights, gate, tiling)
                     pr = p[r]
                     for k in range(out_depth):
                         pr[k] = 0.0
-                _product(m_pairs, running, projection, p)
+                _product(m_pairs, running, projection, p, p)
                 bound = weights.proj_clip
                 for r in range(running):
                     pr = p[r]
@@ -776,6 +833,10 @@ if config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1: the emulation, as Python
     def _borrowed(array):
         """Python stand-in of the intrinsic."""
         return array
+
+    def _bias_rows(bias, n_rows):
+        """Python stand-in of the intrinsic."""
+        return np.broadcast_to(bias, (n_rows, bias.shape[0]))
 
     def _round_16(halves, values, start):
         """Python stand-in of the intrinsic."""
