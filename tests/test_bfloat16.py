@@ -125,7 +125,7 @@ def through_the_layer_kernel(weights):
     layer kernel calling ``matmul_accumulate_bf16`` at every product (what the unit-split
     kernel does) is the plain statement of the same arithmetic.
     """
-    inputs = _runner.kernel_inputs(weights, "bfloat16")
+    inputs = _runner.kernel_inputs(weights, "bfloat16", units_split=True)  # with calls.matmul
     by_precision = _runner._kernel_inputs[weights]
     by_precision["bfloat16"] = dataclasses.replace(
         inputs, block_kernel=_kernels.run_block, block_addresses={}

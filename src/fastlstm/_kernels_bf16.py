@@ -44,6 +44,7 @@ from llvmlite import ir
 from numba import types
 from numba.core import cgutils, config
 from numba.core.codegen import get_host_cpu_features
+from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 
 from ._config import kernel_jit
@@ -567,6 +568,27 @@ matmul_accumulate_bf16 = matmul_bf16_native if HAS_AVX512_BF16 else matmul_bf16_
 _product = _product_native if HAS_AVX512_BF16 else _product_emulated
 
 
+@kernel_jit(_OPTIONS)
+def product_bf16(ab, n_rows, w, g, init):
+    """``g[:n_rows] = init[:n_rows] + ab[:n_rows] @ w``: :func:`_product_native` (or the emulation).
+
+    The products of :func:`run_block_bf16`, which calls them at their address
+    (``KernelCalls.product``): compiled once, for :data:`PRODUCT_ARGUMENTS`'
+    types (``init`` of any layout: ``g`` itself or :func:`_bias_rows`).
+    """
+    _product(ab, n_rows, w, g, init)
+
+
+# Arguments of the types product_bf16 is compiled for: packed rows, rows, weights, g, init.
+PRODUCT_ARGUMENTS = (
+    np.empty((0, 0), np.uint32),
+    0,
+    np.empty((0, 0), np.float32),
+    np.empty((0, 0), np.float32),
+    np.empty((2, 4), np.float32)[:, ::2],
+)
+
+
 @intrinsic
 def _call_at(typingctx, address, args):
     """Call the numba-compiled function at ``address`` with the arguments ``args``.
@@ -688,6 +710,18 @@ def _bias_rows(typingctx, bias, n_rows):
     return rows_type(bias, n_rows), codegen
 
 
+@intrinsic
+def _any_layout(typingctx, array):
+    """``array`` typed as of any layout ("A"), so that one specialisation of a product takes all its ``init``."""
+    if not isinstance(array, types.Array):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return impl_ret_borrowed(context, builder, sig.return_type, args[0])
+
+    return array.copy(layout="A")(array), codegen
+
+
 @kernel_jit(_INLINE)
 def _round_into(halves, values):
     """``halves[k] = `` :func:`_bf16_bits` ``(values[k])`` for every ``k`` of ``values``: by 16, then one by one."""
@@ -717,15 +751,17 @@ def run_block_bf16(block_start, block_stop, calls, layer, weights, gate, tiling)
     rounding happens: each input row is rounded to bfloat16 pairs as it is
     gathered, each new ``h`` as it is stored (once, not in every product that
     reads it), into buffers made once per block; the products are
-    :func:`_product` inlined here (no call, no allocation per step), and
-    the final ``h`` of a row is its last output.  ``calls.matmul`` is not
-    used (it is the unit-split kernel's).  ``layer.projected`` must be
-    False (projected tables are for float32 products only).
+    :func:`product_bf16` at ``calls.product`` (no allocation or packing per
+    step), the input projections' accumulators start from the bias (no copy
+    of it in every row), and the final ``h`` of a row is its last output.
+    ``calls.matmul`` is not used (it is the unit-split kernel's).
+    ``layer.projected`` must be False (projected tables are for float32
+    products only).
     """
     layer = LayerArrays(*layer)
     weights = CellArrays(*weights)
     gate = GateScalars(*gate)
-    gates_address = KernelCalls(*calls).gates
+    calls = KernelCalls(*calls)
     x = layer.x
     tokens = layer.tokens
     gather = tokens.shape[0] > 0
@@ -777,13 +813,13 @@ def run_block_bf16(block_start, block_stop, calls, layer, weights, gate, tiling)
                 _round_into(x_halves[q], x[tokens[line] if gather else line])
                 q += 1
         chunk_start[t1 - t0] = q
-        _product(x_pairs, q, w_x, gates, _bias_rows(bias, q))
+        _call_at(calls.product, (x_pairs, q, w_x, gates, _bias_rows(bias, q)))
         for t in range(t0, t1):
             lo = chunk_start[t - t0]
             running = chunk_start[t - t0 + 1] - lo
             g = gates[lo : lo + running]
-            _product(h_pairs, running, w_h, g, g)
-            _call_at(gates_address, (g, running, c, m, peepholes, gate))
+            _call_at(calls.product, (h_pairs, running, w_h, g, _any_layout(g)))
+            _call_at(calls.gates, (g, running, c, m, peepholes, gate))
             new_h = m
             if use_projection:
                 for r in range(running):
@@ -791,7 +827,7 @@ def run_block_bf16(block_start, block_stop, calls, layer, weights, gate, tiling)
                     pr = p[r]
                     for k in range(out_depth):
                         pr[k] = 0.0
-                _product(m_pairs, running, projection, p, p)
+                _call_at(calls.product, (m_pairs, running, projection, p, _any_layout(p)))
                 bound = weights.proj_clip
                 for r in range(running):
                     pr = p[r]
@@ -837,6 +873,10 @@ if config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1: the emulation, as Python
     def _bias_rows(bias, n_rows):
         """Python stand-in of the intrinsic."""
         return np.broadcast_to(bias, (n_rows, bias.shape[0]))
+
+    def _any_layout(array):
+        """Python stand-in of the intrinsic."""
+        return array
 
     def _round_16(halves, values, start):
         """Python stand-in of the intrinsic."""
