@@ -1,6 +1,7 @@
 """fastlstm ``precision="bfloat16"`` against PyTorch bfloat16, and the accuracy of both.
 
     python tools/bf16_speed.py [--rounds 3] [--threads 2] [--workloads small,large] [--json out.json]
+                               [--baseline OTHER/src]
 
 PyTorch: ``nn.LSTM(batch_first=True).to(torch.bfloat16)`` (oneDNN; AVX512-BF16 where the CPU
 has it) under ``inference_mode``, inputs in bfloat16, outputs back in float32; with varying
@@ -15,6 +16,9 @@ rounds of its per-round median call time. Each round also times numpy's float32 
 (2048^3, in a process of its own): the bfloat16 peak is taken as twice its median. The error is
 the max abs difference of outputs and final h from a float64 evaluation of the float32 model
 (``fastlstm.reference``), measured once per workload over its first 100 steps.
+
+``--baseline`` adds another fastlstm source tree as a contender (``PYTHONPATH`` set to it), in
+the same interleaved rounds: its figures and the speed-up of the fastlstm importable here over it.
 """
 
 from __future__ import annotations
@@ -189,6 +193,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--json", help="write the raw figures here")
+    parser.add_argument("--baseline", help="another fastlstm source tree (its src directory) to compare with")
     parser.add_argument("--child", choices=["fastlstm", "torch", "sgemm"], help=argparse.SUPPRESS)
     parser.add_argument("--errors", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -198,13 +203,19 @@ def main() -> None:
         return
     load_before = os.getloadavg()[0]
     runs: dict[str, list[dict]] = {"fastlstm": [], "torch": [], "sgemm": []}
+    if args.baseline:
+        runs["baseline"] = []
     for k in range(args.rounds):
         for contender, results in runs.items():
-            command = [sys.executable, __file__, "--child", contender, "--threads", str(args.threads)]
+            child_kind = "fastlstm" if contender == "baseline" else contender
+            command = [sys.executable, __file__, "--child", child_kind, "--threads", str(args.threads)]
             command += ["--workloads", args.workloads] + (
                 ["--errors"] if k == 0 and contender != "sgemm" else []
             )
-            done = subprocess.run(command, capture_output=True, text=True, check=True, env=os.environ)
+            env = dict(os.environ)
+            if contender == "baseline":
+                env["PYTHONPATH"] = os.path.abspath(args.baseline)
+            done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
             results.append(json.loads(done.stdout.splitlines()[-1]))
     sgemm = statistics.median(r["sgemm"] for r in runs["sgemm"])
     peak = 2 * sgemm
@@ -212,8 +223,13 @@ def main() -> None:
     print(f"numpy sgemm 2048^3: {sgemm:.1f} GFLOP/s")
     print(f"bfloat16 peak (2 x sgemm): {peak:.1f} GFLOP/s; {args.threads} threads, median of {args.rounds}")
     header = "| workload | lengths | fastlstm bf16 GFLOP/s | % of bf16 peak | torch bf16 GFLOP/s (recipe) "
-    print(header + "| fastlstm / torch | max abs error fastlstm | torch |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    header += "| fastlstm / torch | max abs error fastlstm | torch |"
+    rule = "|---|---|---:|---:|---:|---:|---:|---:|"
+    if args.baseline:
+        header += " baseline GFLOP/s | baseline / torch | speed-up | max abs error baseline |"
+        rule += "---:|---:|---:|---:|"
+    print(header)
+    print(rule)
     table = {}
     for key in runs["fastlstm"][0]:
         name, mode = key.split("/")
@@ -224,10 +240,18 @@ def main() -> None:
         ours_gf, theirs_gf = flops / ours / 1e9, flops / theirs / 1e9
         err_ours, err_theirs = runs["fastlstm"][0][key]["error"], runs["torch"][0][key]["error"]
         table[key] = {"fastlstm": ours_gf, "torch": theirs_gf, "recipe": recipe}
-        print(
+        line = (
             f"| {name} | {mode} | {ours_gf:.0f} | {100 * ours_gf / peak:.0f}% | {theirs_gf:.0f} ({recipe}) "
             f"| {ours_gf / theirs_gf:.2f}x | {err_ours:.1e} | {err_theirs:.1e} |"
         )
+        if args.baseline:
+            base_gf = flops / statistics.median(r[key]["seconds"] for r in runs["baseline"]) / 1e9
+            err_base = runs["baseline"][0][key]["error"]
+            table[key]["baseline"] = base_gf
+            line += (
+                f" {base_gf:.0f} | {base_gf / theirs_gf:.2f}x | {ours_gf / base_gf:.2f}x | {err_base:.1e} |"
+            )
+        print(line)
     if args.json:
         with open(args.json, "w") as stream:
             json.dump({"sgemm": sgemm, "runs": runs, "table": table}, stream, indent=1)

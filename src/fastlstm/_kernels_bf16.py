@@ -33,6 +33,12 @@ Element ``g[r, n]`` gets the pairs in increasing ``p``, ``hi`` before ``lo``,
 on every path (register tiles, column remainders, emulation), so a row's
 result never depends on the other rows or on the thread count.
 
+A layer runs through :func:`run_block_bf16` (``_kernels.run_block``'s
+arithmetic, with the rounding where each operand is made: an input row as it
+is gathered, ``h`` once per step as it is stored) and :func:`product_bf16`,
+called at its address; the unit-split kernel calls
+:func:`matmul_accumulate_bf16`, which rounds its float32 left operand itself.
+
 Compile options live here, not in ``_config``: numba's on-disk cache keys a
 kernel on its own source file only.
 """
