@@ -67,6 +67,7 @@ _OPTIONS = {
     "no_cfunc_wrapper": True,
 }
 _INLINE = {"cache": True, "error_model": "numpy", "nogil": True, "boundscheck": False, "inline": "always"}
+_CALLED = {"cache": True, "error_model": "numpy", "nogil": True, "boundscheck": False}
 
 _TINY = np.float32(np.finfo(np.float32).tiny)  # 2**-126, the smallest normal float32
 # Below this a sum rounds (to 24 bits, unbounded exponent) to a denormal: FTZ flushes it.
@@ -217,7 +218,7 @@ def _dp_step(acc, product):
     return np.float32(total) if size >= _TINY else low
 
 
-@kernel_jit(_INLINE)
+@kernel_jit(_CALLED)
 def _emulate_columns(ab, r0, r1, w, g, c0, c1):
     """``g[r0:r1, c0:c1] += ab @ w`` by :func:`_dp_step`, pairs in increasing order, ``hi`` first.
 
@@ -374,7 +375,7 @@ _tile_2x1 = _bf16_tile(2, 1)
 _tile_1x1 = _bf16_tile(1, 1)
 
 
-@kernel_jit(_INLINE)
+@kernel_jit(_CALLED)
 def _full_blocks(ab, row, n, w, g, init, blocks, p0, p1):
     """Rows ``row:row + n`` (1 to 4) of the full blocks ``0:blocks``, pairs ``p0:p1``, from ``init``."""
     if n == 4:
@@ -395,7 +396,7 @@ def _full_blocks(ab, row, n, w, g, init, blocks, p0, p1):
             _tile_1x4(ab, row, w, g, init, TILE_VECTORS * (blocks - 1), p0, p1)
 
 
-@kernel_jit(_INLINE)
+@kernel_jit(_CALLED)
 def _last_block(ab, row, n, w, g, init, block, vectors, p0, p1):
     """Rows ``row:row + n`` (1 to 4), the first ``vectors`` registers of block ``block``, from ``init``."""
     for v in range(vectors):
@@ -410,7 +411,19 @@ def _last_block(ab, row, n, w, g, init, block, vectors, p0, p1):
             _tile_1x1(ab, row, w, g, init, sub, p0, p1)
 
 
-@kernel_jit(_INLINE)
+@intrinsic
+def _any_layout(typingctx, array):
+    """``array`` typed as of any layout ("A"), so that one specialisation of a product takes all its ``init``."""
+    if not isinstance(array, types.Array):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return impl_ret_borrowed(context, builder, sig.return_type, args[0])
+
+    return array.copy(layout="A")(array), codegen
+
+
+@kernel_jit(_CALLED)
 def _panel(ab, n_rows, w, g, init, p0, p1):
     """``g[:n_rows] = init[:n_rows] + ab[:n_rows, p0:p1] @ w`` over the columns the register tiles cover."""
     width = g.shape[1]
@@ -459,9 +472,9 @@ def _product_native(ab, n_rows, w, g, init):
     if pairs == 0:
         return
     panel = PAIR_PANEL if n_rows > TILE_ROWS else pairs
-    _panel(ab, n_rows, w, g, init, 0, min(panel, pairs))
-    for p0 in range(panel, pairs, panel):
-        _panel(ab, n_rows, w, g, g, p0, min(p0 + panel, pairs))
+    g_any = _any_layout(g)
+    for p0 in range(0, pairs, panel):  # one call site: the tiles are compiled once
+        _panel(ab, n_rows, w, g, init if p0 == 0 else g_any, p0, min(p0 + panel, pairs))
     if done < width:
         _emulate_columns(ab, 0, n_rows, w, g, done, width)
 
@@ -714,18 +727,6 @@ def _bias_rows(typingctx, bias, n_rows):
         return view._getvalue()
 
     return rows_type(bias, n_rows), codegen
-
-
-@intrinsic
-def _any_layout(typingctx, array):
-    """``array`` typed as of any layout ("A"), so that one specialisation of a product takes all its ``init``."""
-    if not isinstance(array, types.Array):
-        return None
-
-    def codegen(context, builder, sig, args):
-        return impl_ret_borrowed(context, builder, sig.return_type, args[0])
-
-    return array.copy(layout="A")(array), codegen
 
 
 @kernel_jit(_INLINE)
