@@ -666,8 +666,8 @@ def _round_16(typingctx, halves, values, start):
     if not (
         isinstance(halves, types.Array)
         and isinstance(values, types.Array)
-        and halves.dtype == types.uint16
-        and values.dtype == types.float32
+        and (halves.dtype, halves.ndim, halves.layout) == (types.uint16, 1, "C")
+        and (values.dtype, values.ndim, values.layout) == (types.float32, 1, "C")
     ):
         return None
 
