@@ -4,9 +4,12 @@ the emulation on a CPU without AVX512-BF16 and the compile-on-first-use of the b
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import subprocess
 import sys
 
+import numba
 import numpy as np
 import pytest
 
@@ -14,6 +17,7 @@ import fastlstm
 import fastlstm.scoring
 import naive
 from cell_helpers import basic_cell, lstm_cell, naive_options, outputs_compiled_for
+from fastlstm import _kernels, _runner
 from fastlstm._runner import run_layer
 
 
@@ -111,6 +115,81 @@ def test_split_units_kernel_is_bitwise_the_row_kernel(rng, reverse):
     units = run_layer(weights, x, lengths, c0, h0, False, reverse, split_units=True, precision="bfloat16")
     for by_rows, by_units in zip(rows, units):
         np.testing.assert_array_equal(by_units, by_rows)
+
+
+@contextlib.contextmanager
+def through_the_layer_kernel(weights):
+    """Run ``weights``' bfloat16 products through ``_kernels.run_block`` and the product kernel.
+
+    ``_runner`` runs bfloat16 layers with ``_kernels_bf16.run_block_bf16``; the float32
+    layer kernel calling ``matmul_accumulate_bf16`` at every product (what the unit-split
+    kernel does) is the plain statement of the same arithmetic.
+    """
+    inputs = _runner.kernel_inputs(weights, "bfloat16", units_split=True)  # with calls.matmul
+    by_precision = _runner._kernel_inputs[weights]
+    by_precision["bfloat16"] = dataclasses.replace(
+        inputs, block_kernel=_kernels.run_block, block_addresses={}
+    )
+    try:
+        yield
+    finally:
+        by_precision["bfloat16"] = inputs
+
+
+def run_on_threads(threads, *args, **kwargs):
+    before = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        return run_layer(*args, **kwargs)
+    finally:
+        numba.set_num_threads(before)
+
+
+# 16-column vectors and a remainder, an odd depth; another activation and the hard sigmoid
+# gates; peepholes, both clips and a projection; several 64-column blocks
+BLOCK_KERNEL_CELLS = {
+    "basic": lambda: basic_cell(37, 5, seed=1),
+    "relu_hard_gates": lambda: basic_cell(
+        16, 24, seed=2, activation="relu", recurrent_activation="hard_sigmoid"
+    ),
+    "peepholes_clips_projection": lambda: lstm_cell(
+        40, 9, seed=3, use_peepholes=True, cell_clip=0.8, num_proj=21, proj_clip=0.5, gate_clip=2.0
+    ),
+    "wide": lambda: basic_cell(130, 70, seed=4),
+}
+
+
+@pytest.mark.parametrize("name", BLOCK_KERNEL_CELLS)
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("inputs", ["batch_major", "time_major", "token_ids"])
+def test_the_bfloat16_block_kernel_is_bitwise_the_layer_kernel(rng, name, reverse, inputs):
+    """run_block_bf16 rounds each operand where it is made and starts from the bias: same bits.
+
+    Batches of one to four blocks of rows, lengths from 0 to max_time, random initial
+    states, one and two threads; rows spread over the threads (the unit-split kernel is
+    compared with the row kernel in test_split_units_kernel_is_bitwise_the_row_kernel).
+    """
+    weights = BLOCK_KERNEL_CELLS[name]()._weights(np.dtype(np.float32))
+    depth, time_major = weights.in_depth, inputs == "time_major"
+    for batch, max_time in ((1, 4), (7, 9), (45, 13)):
+        shape = (max_time, batch) if time_major else (batch, max_time)
+        lengths = rng.integers(0, max_time + 1, batch)
+        lengths[0] = max_time
+        c0 = rng.uniform(-1, 1, (batch, weights.units)).astype(np.float32)
+        h0 = rng.uniform(-1, 1, (batch, weights.out_depth)).astype(np.float32)
+        options = {"split_units": False, "precision": "bfloat16"}
+        if inputs == "token_ids":
+            x = rng.uniform(-2, 2, (11, depth)).astype(np.float32)
+            options["tokens"] = rng.integers(0, 11, shape).astype(np.int64)
+        else:
+            x = rng.uniform(-2, 2, (*shape, depth)).astype(np.float32)
+        args = (weights, x, lengths.astype(np.int64), c0, h0, time_major, reverse)
+        ours = [run_on_threads(threads, *args, **options) for threads in (1, 2)]
+        with through_the_layer_kernel(weights):
+            expected = run_layer(*args, **options)
+        for result in ours:
+            for got, want in zip(result, expected):
+                np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
 
 
 def _reverse_each(x, lengths):

@@ -120,9 +120,9 @@ def test_nan_propagates(kernel):
 
 
 # widths: several 64-column blocks (odd and even count) + 16-column vectors + a few columns,
-# vectors only, fewer than 16; depths: one element, odd, across the 64-pair panels
+# vectors only, fewer than 16; depths: one element, odd, across the 256-pair panels
 WIDTHS = [4 * 130, 4 * 20, 4 * 3, 256]
-DEPTHS = [1, 29, 300]
+DEPTHS = [1, 29, 300, 601]
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -180,3 +180,53 @@ def test_only_the_first_n_rows_change(rng):
     for kernel in KERNELS:
         g = matmul(kernel, a, packed, g0.copy(), n_rows=5)
         np.testing.assert_array_equal(g[5], g0[5])
+
+
+@njit
+def _round_rows(halves, values):
+    for r in range(values.shape[0]):
+        _kernels_bf16._round_into(halves[r], values[r])
+
+
+def test_rounding_inside_kernels_is_round_to_bf16(rng):
+    """The block kernel's rounding (16 lanes at a time, then one by one) is round_to_bf16."""
+    exponents = rng.integers(-140, 128, (40, 37))
+    values = (rng.standard_normal((40, 37)) * np.exp2(exponents)).astype(np.float32)
+    values[0, :8] = [np.nan, -np.nan, np.inf, -np.inf, 1e-40, -1e-40, 0.0, -0.0]
+    values[1] = (rng.integers(0, 0x7F00, 37).astype(np.uint32) << 16 | 0x8000).view(np.float32)  # ties
+    values[2, :2] = np.array([0x7F800001, 0xFFFFFFFF], np.uint32).view(np.float32)  # signalling, -NaN
+    halves = np.zeros(values.shape, np.uint16)
+    with np.errstate(over="ignore", invalid="ignore"):
+        _round_rows(halves, values)
+    np.testing.assert_array_equal(halves, _kernels_bf16.round_to_bf16(values))
+
+
+@njit
+def _native_from_bias(ab, n_rows, w, g, bias):
+    _kernels_bf16._product_native(ab, n_rows, w, g, _kernels_bf16._bias_rows(bias, n_rows))
+
+
+@njit
+def _emulated_from_bias(ab, n_rows, w, g, bias):
+    _kernels_bf16._product_emulated(ab, n_rows, w, g, _kernels_bf16._bias_rows(bias, n_rows))
+
+
+PRODUCTS_FROM_BIAS = [_emulated_from_bias] + ([_native_from_bias] if _kernels_bf16.HAS_AVX512_BF16 else [])
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("depth", DEPTHS)
+def test_products_from_the_bias_are_products_added_to_it(rng, width, depth):
+    """Accumulators started from the bias (a row-stride-0 view) give ``g = bias; g += a @ w``."""
+    a = rng.uniform(-1, 1, (11, depth)).astype(np.float32)
+    packed = _kernels_bf16.pack_weights(rng.uniform(-1, 1, (depth, width)).astype(np.float32))
+    bias = rng.uniform(-1, 1, width).astype(np.float32)
+    pairs = _kernels_bf16.round_to_bf16(np.pad(a, ((0, 0), (0, depth % 2)))).view(np.uint32)
+    pairs = np.ascontiguousarray(pairs)
+    expected = matmul(KERNELS[-1], a, packed, np.tile(bias, (11, 1)))
+    for product in PRODUCTS_FROM_BIAS:
+        for n_rows in (11, 5, 1):
+            g = np.full((11, width), np.nan, np.float32)
+            product(pairs, n_rows, packed, g, bias)
+            np.testing.assert_array_equal(g[:n_rows].view(np.uint32), expected[:n_rows].view(np.uint32))
+            assert np.isnan(g[n_rows:]).all()

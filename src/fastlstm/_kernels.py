@@ -72,6 +72,7 @@ class KernelCalls(NamedTuple):
 
     matmul: int  # matmul_accumulate
     gates: int  # the cell's gate kernel
+    product: int  # bfloat16 runs: _kernels_bf16.product_bf16 (run_block_bf16's products); else 0
 
 
 class LayerArrays(NamedTuple):

@@ -33,6 +33,12 @@ Element ``g[r, n]`` gets the pairs in increasing ``p``, ``hi`` before ``lo``,
 on every path (register tiles, column remainders, emulation), so a row's
 result never depends on the other rows or on the thread count.
 
+A layer runs through :func:`run_block_bf16` (``_kernels.run_block``'s
+arithmetic, with the rounding where each operand is made: an input row as it
+is gathered, ``h`` once per step as it is stored) and :func:`product_bf16`,
+called at its address; the unit-split kernel calls
+:func:`matmul_accumulate_bf16`, which rounds its float32 left operand itself.
+
 Compile options live here, not in ``_config``: numba's on-disk cache keys a
 kernel on its own source file only.
 """
@@ -44,9 +50,11 @@ from llvmlite import ir
 from numba import types
 from numba.core import cgutils, config
 from numba.core.codegen import get_host_cpu_features
+from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 
 from ._config import kernel_jit
+from ._kernels import CellArrays, GateScalars, KernelCalls, LayerArrays
 
 # Products: no fastmath at all (the emulation's signed zeros and NaN tests must stay as written).
 # Called only through native addresses (``_native_calls``): no Python or C wrappers.
@@ -59,6 +67,7 @@ _OPTIONS = {
     "no_cfunc_wrapper": True,
 }
 _INLINE = {"cache": True, "error_model": "numpy", "nogil": True, "boundscheck": False, "inline": "always"}
+_CALLED = {"cache": True, "error_model": "numpy", "nogil": True, "boundscheck": False}
 
 _TINY = np.float32(np.finfo(np.float32).tiny)  # 2**-126, the smallest normal float32
 # Below this a sum rounds (to 24 bits, unbounded exponent) to a denormal: FTZ flushes it.
@@ -77,7 +86,9 @@ LANES = 16  # float32 lanes of one 512-bit register
 TILE_ROWS = 4
 TILE_VECTORS = 4  # 4 rows x 4 registers = 16 accumulators of the 32 zmm registers
 BLOCK = TILE_VECTORS * LANES  # columns per block of packed weights
-PAIR_PANEL = 64  # weight pairs per register-tile pass: 64 x 64 columns x 4 bytes = 16 KiB in L1
+# Weight pairs per register-tile pass: 256 x 64 columns x 4 bytes = 64 KiB, read from L2 by each
+# group of rows (on 512 units 5% faster than 16 KiB panels in L1: fewer loads and stores of g).
+PAIR_PANEL = 256
 
 
 def _has_avx512_bf16() -> bool:
@@ -207,7 +218,7 @@ def _dp_step(acc, product):
     return np.float32(total) if size >= _TINY else low
 
 
-@kernel_jit(_INLINE)
+@kernel_jit(_CALLED)
 def _emulate_columns(ab, r0, r1, w, g, c0, c1):
     """``g[r0:r1, c0:c1] += ab @ w`` by :func:`_dp_step`, pairs in increasing order, ``hi`` first.
 
@@ -245,7 +256,7 @@ class _BFloat16(ir.Type):
 
 
 def _bf16_tile(n_rows, n_vectors):
-    """An intrinsic: ``g[row:row + n_rows, 16 first:16 (first + n_vectors)] += ab[rows, p0:p1] @ w``.
+    """An intrinsic: ``g[rows, 16 first:16 (first + n_vectors)] = init[rows, same] + ab[rows, p0:p1] @ w``.
 
     ``ab`` holds bfloat16 pairs (uint32 ``[rows, pairs]``), ``w`` packed
     weights (:func:`pack_weights`: ``[blocks * pairs, 64]``), ``g`` float32;
@@ -253,21 +264,25 @@ def _bf16_tile(n_rows, n_vectors):
     The ``n_rows * n_vectors`` accumulators stay in zmm registers over the
     panel ``p0 <= p < p1``: per pair, ``n_vectors`` loads of ``w``, one
     broadcast of ``ab[row + r, p]`` per row and one ``VDPBF16PS`` per
-    accumulator.  C-contiguous arrays; bounds are the caller's.
+    accumulator.  The accumulators start from ``init`` (``g`` itself, or the
+    bias as rows of stride 0: :func:`_bias_rows`).  ``ab``, ``w`` and ``g``
+    C-contiguous; bounds are the caller's.
     """
 
     @intrinsic
-    def bf16_tile(typingctx, ab, row, w, g, first, p_start, p_stop):
+    def bf16_tile(typingctx, ab, row, w, g, init, first, p_start, p_stop):
         if not all(
             isinstance(arg, types.Array) and arg.layout == "C" and arg.ndim == 2 for arg in (ab, w, g)
         ):
             return None
+        if not (isinstance(init, types.Array) and init.ndim == 2 and init.dtype == types.float32):
+            return None
 
         def codegen(context, builder, sig, args):
-            ab_array, w_array, g_array = (
-                context.make_array(sig.args[i])(context, builder, args[i]) for i in (0, 2, 3)
+            ab_array, w_array, g_array, init_array = (
+                context.make_array(sig.args[i])(context, builder, args[i]) for i in (0, 2, 3, 4)
             )
-            row_index, first_vector, p_first, p_last = args[1], args[4], args[5], args[6]
+            row_index, first_vector, p_first, p_last = args[1], args[5], args[6], args[7]
             pairs = builder.extract_value(ab_array.shape, 1)
             int32, int64 = ir.IntType(32), ir.IntType(64)
             floats = ir.VectorType(ir.FloatType(), LANES)
@@ -304,9 +319,10 @@ def _bf16_tile(n_rows, n_vectors):
             for r in range(n_rows):
                 for v in range(n_vectors):
                     column = builder.mul(builder.add(first_vector, constant(v)), constant(LANES))
-                    g_pointer = address(g_array, (builder.add(row_index, constant(r)), column), floats)
+                    at = (builder.add(row_index, constant(r)), column)
+                    g_pointer = address(g_array, at, floats)
                     accumulator = cgutils.alloca_once(builder, floats)
-                    builder.store(builder.load(g_pointer, align=4), accumulator)
+                    builder.store(builder.load(address(init_array, at, floats), align=4), accumulator)
                     g_pointers.append(g_pointer)
                     accumulators.append(accumulator)
             ab_rows = [
@@ -339,7 +355,7 @@ def _bf16_tile(n_rows, n_vectors):
                 builder.store(builder.load(accumulator), g_pointer, align=4)
             return context.get_dummy_value()
 
-        return types.none(ab, row, w, g, first, p_start, p_stop), codegen
+        return types.none(ab, row, w, g, init, first, p_start, p_stop), codegen
 
     return bf16_tile
 
@@ -359,40 +375,108 @@ _tile_2x1 = _bf16_tile(2, 1)
 _tile_1x1 = _bf16_tile(1, 1)
 
 
-@kernel_jit(_INLINE)
-def _full_blocks(ab, row, n, w, g, blocks, p0, p1):
-    """Rows ``row:row + n`` (1 to 4) of the full blocks ``0:blocks``, pairs ``p0:p1``."""
+@kernel_jit(_CALLED)
+def _full_blocks(ab, row, n, w, g, init, blocks, p0, p1):
+    """Rows ``row:row + n`` (1 to 4) of the full blocks ``0:blocks``, pairs ``p0:p1``, from ``init``."""
     if n == 4:
         for b in range(blocks):
-            _tile_4x4(ab, row, w, g, TILE_VECTORS * b, p0, p1)
+            _tile_4x4(ab, row, w, g, init, TILE_VECTORS * b, p0, p1)
     elif n == 3:
         for b in range(blocks):
-            _tile_3x4(ab, row, w, g, TILE_VECTORS * b, p0, p1)
+            _tile_3x4(ab, row, w, g, init, TILE_VECTORS * b, p0, p1)
     elif n == 2:
         for b in range(0, blocks - 1, 2):
-            _tile_2x8(ab, row, w, g, TILE_VECTORS * b, p0, p1)
+            _tile_2x8(ab, row, w, g, init, TILE_VECTORS * b, p0, p1)
         if blocks % 2:
-            _tile_2x4(ab, row, w, g, TILE_VECTORS * (blocks - 1), p0, p1)
+            _tile_2x4(ab, row, w, g, init, TILE_VECTORS * (blocks - 1), p0, p1)
     else:
         for b in range(0, blocks - 1, 2):
-            _tile_1x8(ab, row, w, g, TILE_VECTORS * b, p0, p1)
+            _tile_1x8(ab, row, w, g, init, TILE_VECTORS * b, p0, p1)
         if blocks % 2:
-            _tile_1x4(ab, row, w, g, TILE_VECTORS * (blocks - 1), p0, p1)
+            _tile_1x4(ab, row, w, g, init, TILE_VECTORS * (blocks - 1), p0, p1)
 
 
-@kernel_jit(_INLINE)
-def _last_block(ab, row, n, w, g, block, vectors, p0, p1):
-    """Rows ``row:row + n`` (1 to 4), the first ``vectors`` registers of block ``block``."""
+@kernel_jit(_CALLED)
+def _last_block(ab, row, n, w, g, init, block, vectors, p0, p1):
+    """Rows ``row:row + n`` (1 to 4), the first ``vectors`` registers of block ``block``, from ``init``."""
     for v in range(vectors):
         sub = block * TILE_VECTORS + v
         if n == 4:
-            _tile_4x1(ab, row, w, g, sub, p0, p1)
+            _tile_4x1(ab, row, w, g, init, sub, p0, p1)
         elif n == 3:
-            _tile_3x1(ab, row, w, g, sub, p0, p1)
+            _tile_3x1(ab, row, w, g, init, sub, p0, p1)
         elif n == 2:
-            _tile_2x1(ab, row, w, g, sub, p0, p1)
+            _tile_2x1(ab, row, w, g, init, sub, p0, p1)
         else:
-            _tile_1x1(ab, row, w, g, sub, p0, p1)
+            _tile_1x1(ab, row, w, g, init, sub, p0, p1)
+
+
+@intrinsic
+def _any_layout(typingctx, array):
+    """``array`` typed as of any layout ("A"), so that one specialisation of a product takes all its ``init``."""
+    if not isinstance(array, types.Array):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return impl_ret_borrowed(context, builder, sig.return_type, args[0])
+
+    return array.copy(layout="A")(array), codegen
+
+
+@kernel_jit(_CALLED)
+def _panel(ab, n_rows, w, g, init, p0, p1):
+    """``g[:n_rows] = init[:n_rows] + ab[:n_rows, p0:p1] @ w`` over the columns the register tiles cover."""
+    width = g.shape[1]
+    blocks = width // BLOCK
+    vectors = (width - blocks * BLOCK) // LANES
+    groups = n_rows // TILE_ROWS
+    last = groups * TILE_ROWS
+    for b in range(blocks):
+        for q in range(groups):
+            _tile_4x4(ab, TILE_ROWS * q, w, g, init, TILE_VECTORS * b, p0, p1)
+    for v in range(vectors):
+        for q in range(groups):
+            _tile_4x1(ab, TILE_ROWS * q, w, g, init, TILE_VECTORS * blocks + v, p0, p1)
+    if last < n_rows:
+        _full_blocks(ab, last, n_rows - last, w, g, init, blocks, p0, p1)
+        _last_block(ab, last, n_rows - last, w, g, init, blocks, vectors, p0, p1)
+
+
+@kernel_jit(_INLINE)
+def _product_native(ab, n_rows, w, g, init):
+    """``g[:n_rows] = init[:n_rows] + ab[:n_rows] @ w`` with ``VDPBF16PS``; ``ab`` bfloat16 pairs.
+
+    ``ab`` uint32 ``[rows, pairs]`` (:func:`_pack_rows`), ``w``
+    :func:`pack_weights` of a ``[k, n]`` matrix, ``g`` float32 ``[rows, n]``,
+    ``init`` ``g`` itself (``g +=``) or :func:`_bias_rows`.  Register tiles of 4
+    rows over the full 64-column blocks and then one-register tiles over the
+    last block's full 16 columns, each block's panel of ``PAIR_PANEL`` pairs
+    taken by every group of four rows while it is in cache (one panel when
+    one group covers all rows: nothing to reuse); the last ``n_rows % 4``
+    rows by the 3-, 2- and 1-row tiles; the last ``n % 16`` columns by
+    :func:`_emulate_columns`.  The first panel starts from ``init``, the
+    others from ``g``.
+    """
+    width = g.shape[1]
+    if width == 0 or n_rows == 0:
+        return
+    pairs = w.shape[0] // -(-width // BLOCK)
+    done = (width // LANES) * LANES
+    if pairs == 0 or done < width:  # the columns no register tile starts from init
+        first = 0 if pairs == 0 else done
+        for r in range(n_rows):
+            gr = g[r]
+            ir = init[r]
+            for c in range(first, width):
+                gr[c] = ir[c]
+    if pairs == 0:
+        return
+    panel = PAIR_PANEL if n_rows > TILE_ROWS else pairs
+    g_any = _any_layout(g)
+    for p0 in range(0, pairs, panel):  # one call site: the tiles are compiled once
+        _panel(ab, n_rows, w, g, init if p0 == 0 else g_any, p0, min(p0 + panel, pairs))
+    if done < width:
+        _emulate_columns(ab, 0, n_rows, w, g, done, width)
 
 
 @kernel_jit(_OPTIONS)
@@ -400,28 +484,14 @@ def matmul_bf16_native(a, n_rows, w, g, column_tile):
     """``g[:n_rows] += bf16(a[:n_rows]) @ w`` with ``VDPBF16PS`` (AVX512-BF16 CPUs only).
 
     ``a`` float32 ``[rows, k]``, ``w`` :func:`pack_weights` of a ``[k, n]``
-    matrix, ``g`` float32 ``[rows, n]``.  Register tiles of up to 4 rows over
-    the full 64-column blocks, then one-register tiles over the last block's
-    full 16 columns, panels of ``PAIR_PANEL`` pairs (one panel when one tile
-    of rows covers all rows: nothing to reuse); the last ``n % 16`` columns
-    by :func:`_emulate_columns`.  ``column_tile`` is the float32 kernel's
+    matrix, ``g`` float32 ``[rows, n]``: :func:`_pack_rows` of ``a``, then
+    :func:`_product_native`.  ``column_tile`` is the float32 kernel's
     argument, unused here.
     """
     width = g.shape[1]
     if width == 0:
         return
-    pairs = w.shape[0] // -(-width // BLOCK)
-    ab = _pack_rows(a, n_rows, pairs)
-    blocks = width // BLOCK
-    vectors = (width - blocks * BLOCK) // LANES
-    panel = PAIR_PANEL if n_rows > TILE_ROWS else max(pairs, 1)
-    for p0 in range(0, pairs, panel):
-        p1 = min(p0 + panel, pairs)
-        for row in range(0, n_rows, TILE_ROWS):
-            n = min(TILE_ROWS, n_rows - row)
-            _full_blocks(ab, row, n, w, g, blocks, p0, p1)
-            _last_block(ab, row, n, w, g, blocks, vectors, p0, p1)
-    _emulate_columns(ab, 0, n_rows, w, g, blocks * BLOCK + vectors * LANES, width)
+    _product_native(_pack_rows(a, n_rows, w.shape[0] // -(-width // BLOCK)), n_rows, w, g, g)
 
 
 @kernel_jit(_INLINE)
@@ -481,26 +551,312 @@ def _float32_columns(ab, n_rows, w, g):
     return seen != 0
 
 
-@kernel_jit(_OPTIONS)
-def matmul_bf16_emulated(a, n_rows, w, g, column_tile):
-    """:func:`matmul_bf16_native`'s results, bit for bit, on any CPU.
+@kernel_jit(_INLINE)
+def _product_emulated(ab, n_rows, w, g, init):
+    """:func:`_product_native`'s results, bit for bit, on any CPU.
 
-    In float32 arithmetic (:func:`_float32_columns`, vectorised); when a
-    denormal turns up, again from a copy of ``g`` in float64 arithmetic
-    (:func:`_emulate_columns`, slower), which follows the instruction's
-    flushes exactly.
+    ``g[:n_rows] = init[:n_rows]`` first, then in float32 arithmetic
+    (:func:`_float32_columns`, vectorised); when a denormal turns up, again
+    from a copy of ``g`` in float64 arithmetic (:func:`_emulate_columns`,
+    slower), which follows the instruction's flushes exactly.
     """
     width = g.shape[1]
-    if width == 0:
+    if width == 0 or n_rows == 0:
         return
-    ab = _pack_rows(a, n_rows, w.shape[0] // -(-width // BLOCK))
+    for r in range(n_rows):
+        gr = g[r]
+        ir = init[r]
+        for c in range(width):
+            gr[c] = ir[c]
     start = g[:n_rows].copy()
     if _float32_columns(ab, n_rows, w, g):
         g[:n_rows] = start
         _emulate_columns(ab, 0, n_rows, w, g, 0, width)
 
 
+@kernel_jit(_OPTIONS)
+def matmul_bf16_emulated(a, n_rows, w, g, column_tile):
+    """:func:`matmul_bf16_native`'s results, bit for bit, on any CPU (:func:`_product_emulated`)."""
+    width = g.shape[1]
+    if width == 0:
+        return
+    _product_emulated(_pack_rows(a, n_rows, w.shape[0] // -(-width // BLOCK)), n_rows, w, g, g)
+
+
 matmul_accumulate_bf16 = matmul_bf16_native if HAS_AVX512_BF16 else matmul_bf16_emulated
+_product = _product_native if HAS_AVX512_BF16 else _product_emulated
+
+
+@kernel_jit(_OPTIONS)
+def product_bf16(ab, n_rows, w, g, init):
+    """``g[:n_rows] = init[:n_rows] + ab[:n_rows] @ w``: :func:`_product_native` (or the emulation).
+
+    The products of :func:`run_block_bf16`, which calls them at their address
+    (``KernelCalls.product``): compiled once, for :data:`PRODUCT_ARGUMENTS`'
+    types (``init`` of any layout: ``g`` itself or :func:`_bias_rows`).
+    """
+    _product(ab, n_rows, w, g, init)
+
+
+# Arguments of the types product_bf16 is compiled for: packed rows, rows, weights, g, init.
+PRODUCT_ARGUMENTS = (
+    np.empty((0, 0), np.uint32),
+    0,
+    np.empty((0, 0), np.float32),
+    np.empty((0, 0), np.float32),
+    np.empty((2, 4), np.float32)[:, ::2],
+)
+
+
+@intrinsic
+def _call_at(typingctx, address, args):
+    """Call the numba-compiled function at ``address`` with the arguments ``args``.
+
+    ``_kernels.call_compiled``, repeated here: numba's disk cache stamps a
+    kernel with its own file only, so code generated into this file's kernels
+    is written in this file.
+    """
+    if not isinstance(address, types.Integer) or not isinstance(args, types.BaseTuple):
+        return None
+    arg_types = list(args.types)
+
+    def codegen(context, builder, sig, llvm_args):
+        address_value, packed = llvm_args
+        values = [builder.extract_value(packed, i) for i in range(len(arg_types))]
+        function_type = context.call_conv.get_function_type(types.none, arg_types)
+        function = builder.inttoptr(address_value, function_type.as_pointer())
+        status, _ = context.call_conv.call_function(builder, function, types.none, arg_types, values)
+        with cgutils.if_unlikely(builder, status.is_error):
+            context.call_conv.return_status_propagate(builder, status)
+        return context.get_dummy_value()
+
+    return types.none(address, args), codegen
+
+
+@intrinsic
+def _borrowed(typingctx, array):
+    """``array`` without a reference count: a callee's increments of it are no-ops.
+
+    A layer's weights are shared by every worker thread, and numba's callees
+    count references with atomic instructions on one shared word per array,
+    which two cores then pass back and forth at every call.  Only for arrays
+    that outlive the view (a kernel's arguments).
+    """
+    if not isinstance(array, types.Array):
+        return None
+
+    def codegen(context, builder, sig, args):
+        view = context.make_array(array)(context, builder, args[0])
+        view.meminfo = cgutils.get_null_value(view.meminfo.type)
+        view.parent = cgutils.get_null_value(view.parent.type)
+        return view._getvalue()
+
+    return array(array), codegen
+
+
+@intrinsic
+def _round_16(typingctx, halves, values, start):
+    """``halves[start + i] = `` :func:`_bf16_bits` ``(values[start + i])`` for ``i < 16``, in one register.
+
+    The same integer formula as :func:`_bf16_bits` on a vector of 16 32-bit
+    lanes (numba's own integer arithmetic widens to 64 bits, which halves the
+    lanes); plain LLVM, so any CPU runs it.  C-contiguous 1-D arrays, bounds
+    are the caller's.
+    """
+    if not (
+        isinstance(halves, types.Array)
+        and isinstance(values, types.Array)
+        and (halves.dtype, halves.ndim, halves.layout) == (types.uint16, 1, "C")
+        and (values.dtype, values.ndim, values.layout) == (types.float32, 1, "C")
+    ):
+        return None
+
+    def codegen(context, builder, sig, args):
+        halves_array = context.make_array(sig.args[0])(context, builder, args[0])
+        values_array = context.make_array(sig.args[1])(context, builder, args[1])
+        start_index = args[2]
+        words = ir.VectorType(ir.IntType(32), LANES)
+
+        def splat(value):
+            return ir.Constant(words, [value] * LANES)
+
+        source = builder.bitcast(builder.gep(values_array.data, [start_index]), words.as_pointer())
+        target = builder.bitcast(
+            builder.gep(halves_array.data, [start_index]), ir.VectorType(ir.IntType(16), LANES).as_pointer()
+        )
+        bits = builder.load(source, align=4)
+        exponent = builder.and_(bits, splat(0x7F800000))
+        high = builder.lshr(bits, splat(16))
+        bias = builder.add(splat(0x7FFF), builder.and_(high, splat(1)))
+        rounded = builder.lshr(builder.add(bits, bias), splat(16))
+        nan = builder.icmp_unsigned("!=", builder.and_(bits, splat(0x007FFFFF)), splat(0))
+        special = builder.select(nan, builder.or_(high, splat(0x40)), high)
+        out = builder.select(builder.icmp_unsigned("==", exponent, splat(0x7F800000)), special, rounded)
+        zero = builder.and_(high, splat(0x8000))
+        out = builder.select(builder.icmp_unsigned("==", exponent, splat(0)), zero, out)
+        builder.store(builder.trunc(out, ir.VectorType(ir.IntType(16), LANES)), target, align=2)
+        return context.get_dummy_value()
+
+    return types.none(halves, values, start), codegen
+
+
+@intrinsic
+def _bias_rows(typingctx, bias, n_rows):
+    """``bias`` (1-D) as ``n_rows`` rows of a 2-D array of row stride 0, for the products' ``init``.
+
+    No reference count, as :func:`_borrowed`: for a kernel's argument.
+    """
+    if not (isinstance(bias, types.Array) and bias.ndim == 1 and isinstance(n_rows, types.Integer)):
+        return None
+    rows_type = types.Array(bias.dtype, 2, "A")
+
+    def codegen(context, builder, sig, args):
+        source = context.make_array(bias)(context, builder, args[0])
+        view = context.make_array(rows_type)(context, builder)
+        rows = context.cast(builder, args[1], n_rows, types.intp)
+        length = builder.extract_value(source.shape, 0)
+        stride = builder.extract_value(source.strides, 0)
+        context.populate_array(
+            view,
+            data=source.data,
+            shape=cgutils.pack_array(builder, [rows, length]),
+            strides=cgutils.pack_array(builder, [ir.Constant(rows.type, 0), stride]),
+            itemsize=source.itemsize,
+            meminfo=None,
+        )
+        return view._getvalue()
+
+    return rows_type(bias, n_rows), codegen
+
+
+@kernel_jit(_INLINE)
+def _round_into(halves, values):
+    """``halves[k] = `` :func:`_bf16_bits` ``(values[k])`` for every ``k`` of ``values``: by 16, then one by one."""
+    n = values.shape[0]
+    full = n - n % LANES
+    for k in range(0, full, LANES):
+        _round_16(halves, values, k)
+    for k in range(full, n):
+        halves[k] = _bf16_bits(values[k])
+
+
+@kernel_jit(_INLINE)
+def _copy(dst, src):
+    """``dst[:len(src)] = src``, as a loop the vectoriser sees whole (no call, no shape check)."""
+    for k in range(src.shape[0]):
+        dst[k] = src[k]
+
+
+@kernel_jit(_OPTIONS)
+def run_block_bf16(block_start, block_stop, calls, layer, weights, gate, tiling):
+    """``_kernels.run_block`` with bfloat16 products: the same arguments, outputs and bits.
+
+    Rows ``layer.order[block_start:block_stop]``, every step; time in chunks
+    whose input projections ``bias + x @ W_x`` are one product, then per
+    step ``g += h @ W_h``, the cell's gate kernel (at ``calls.gates``) and the
+    projection if any.  What differs from ``run_block`` is where the
+    rounding happens: each input row is rounded to bfloat16 pairs as it is
+    gathered, each new ``h`` as it is stored (once, not in every product that
+    reads it), into buffers made once per block; the products are
+    :func:`product_bf16` at ``calls.product`` (no allocation or packing per
+    step), the input projections' accumulators start from the bias (no copy
+    of it in every row), and the final ``h`` of a row is its last output.
+    ``calls.matmul`` is not used (it is the unit-split kernel's).
+    ``layer.projected`` must be False (projected tables are for float32
+    products only).
+    """
+    layer = LayerArrays(*layer)
+    weights = CellArrays(*weights)
+    gate = GateScalars(*gate)
+    calls = KernelCalls(*calls)
+    x = layer.x
+    tokens = layer.tokens
+    gather = tokens.shape[0] > 0
+    lengths = layer.lengths
+    reverse = layer.reverse
+    batch_stride = layer.batch_stride
+    time_stride = layer.time_stride
+    out = layer.out
+    rows = layer.order[block_start:block_stop]
+    n = rows.shape[0]
+    depth = x.shape[1]
+    units = layer.c0.shape[1]
+    out_depth = layer.h0.shape[1]
+    use_projection = weights.use_projection
+    chunk_steps = max(1, tiling[1] // max(n, 1))
+    w_x = _borrowed(weights.w_x)
+    w_h = _borrowed(weights.w_h)
+    projection = _borrowed(weights.projection)
+    bias = weights.bias
+    peepholes = _borrowed(weights.peepholes)
+    # bfloat16 halves of the products' left operands, zero past each depth (pair padding)
+    x_halves = np.zeros((chunk_steps * n, 2 * (depth // 2 + depth % 2)), dtype=np.uint16)
+    h_halves = np.zeros((n, 2 * (out_depth // 2 + out_depth % 2)), dtype=np.uint16)
+    m_halves = np.zeros((n if use_projection else 0, 2 * (units // 2 + units % 2)), dtype=np.uint16)
+    x_pairs = x_halves.view(np.uint32)
+    h_pairs = h_halves.view(np.uint32)
+    m_pairs = m_halves.view(np.uint32)
+    gates = np.empty((chunk_steps * n, 4 * units), dtype=np.float32)
+    chunk_start = np.empty(chunk_steps + 1, dtype=np.int64)
+    c = np.empty((n, units), dtype=np.float32)
+    m = np.empty((n, units), dtype=np.float32)
+    p = np.empty((n if use_projection else 0, out_depth), dtype=np.float32)
+    for r in range(n):
+        _copy(c[r], layer.c0[rows[r]])
+        _round_into(h_halves[r], layer.h0[rows[r]])
+    steps = lengths[rows[0]] if n > 0 else 0
+    active = n
+    for t0 in range(0, steps, chunk_steps):
+        t1 = min(t0 + chunk_steps, steps)
+        q = 0
+        for t in range(t0, t1):  # the running rows at step t are a prefix of rows
+            while active > 0 and lengths[rows[active - 1]] <= t:
+                active -= 1
+            chunk_start[t - t0] = q
+            for r in range(active):
+                b = rows[r]
+                tt = lengths[b] - 1 - t if reverse else t
+                line = b * batch_stride + tt * time_stride
+                _round_into(x_halves[q], x[tokens[line] if gather else line])
+                q += 1
+        chunk_start[t1 - t0] = q
+        _call_at(calls.product, (x_pairs, q, w_x, gates, _bias_rows(bias, q)))
+        for t in range(t0, t1):
+            lo = chunk_start[t - t0]
+            running = chunk_start[t - t0 + 1] - lo
+            g = gates[lo : lo + running]
+            _call_at(calls.product, (h_pairs, running, w_h, g, _any_layout(g)))
+            _call_at(calls.gates, (g, running, c, m, peepholes, gate))
+            new_h = m
+            if use_projection:
+                for r in range(running):
+                    _round_into(m_halves[r], m[r])
+                    pr = p[r]
+                    for k in range(out_depth):
+                        pr[k] = 0.0
+                _call_at(calls.product, (m_pairs, running, projection, p, _any_layout(p)))
+                bound = weights.proj_clip
+                for r in range(running):
+                    pr = p[r]
+                    for k in range(out_depth):
+                        upper = bound if pr[k] > bound else pr[k]
+                        pr[k] = -bound if upper < -bound else upper
+                new_h = p
+            for r in range(running):
+                b = rows[r]
+                tt = lengths[b] - 1 - t if reverse else t
+                _copy(out[b * batch_stride + tt * time_stride], new_h[r])
+                _round_into(h_halves[r], new_h[r])
+    for r in range(n):
+        b = rows[r]
+        _copy(layer.c_final[b], c[r])
+        if lengths[b] > 0:  # the last step's output (h_final holds h0 otherwise)
+            last = 0 if reverse else lengths[b] - 1
+            _copy(layer.h_final[b], out[b * batch_stride + last * time_stride])
+        for t in range(lengths[b], layer.max_time):
+            ot = out[b * batch_stride + t * time_stride]
+            for k in range(out_depth):
+                ot[k] = 0.0
 
 
 if config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1: the emulation, as Python
@@ -513,4 +869,26 @@ if config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1: the emulation, as Python
         """Python stand-in of the intrinsic."""
         return np.uint32(bits).view(np.float32)
 
+    def _call_at(address, args):  # "address" is the Python function itself
+        """Python stand-in of the intrinsic: call the function."""
+        address(*args)
+
+    def _borrowed(array):
+        """Python stand-in of the intrinsic."""
+        return array
+
+    def _bias_rows(bias, n_rows):
+        """Python stand-in of the intrinsic."""
+        return np.broadcast_to(bias, (n_rows, bias.shape[0]))
+
+    def _any_layout(array):
+        """Python stand-in of the intrinsic."""
+        return array
+
+    def _round_16(halves, values, start):
+        """Python stand-in of the intrinsic."""
+        for k in range(start, start + LANES):
+            halves[k] = _bf16_bits(values[k])
+
     matmul_accumulate_bf16 = matmul_bf16_emulated
+    _product = _product_emulated

@@ -13,7 +13,7 @@ import heapq
 import os
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numba
 import numpy as np
@@ -138,6 +138,7 @@ class KernelInputs:
     gate: GateScalars
     calls: KernelCalls
     gates_kernel: Callable  # keeps a user activation's kernel (and so its address) alive
+    block_kernel: Callable  # run_block, or run_block_bf16 for bfloat16 products (see _block_kernel)
     # run_block's address by the types of the caller's arrays in LayerArrays (see _run_rows_spread)
     block_addresses: dict = field(default_factory=dict)
 
@@ -154,28 +155,54 @@ def _product_kernel(precision: str) -> tuple[Callable, Callable | None]:
     return _kernels.matmul_accumulate, None
 
 
-def kernel_inputs(weights: LayerWeights, precision: str = "float32") -> KernelInputs:
+def _block_kernel(precision: str) -> tuple[Callable, Callable | None, tuple]:
+    """``(block kernel, product of packed operands or None, the types it is compiled for)``.
+
+    ``_kernels_bf16.run_block_bf16`` rounds each product operand once, where it is made
+    (an input row as it is gathered, ``h`` as it is stored), and multiplies the packed
+    operands with ``product_bf16``; the unit-split kernel calls the product kernel of
+    :func:`_product_kernel`, as ``_kernels.run_block`` does.
+    """
+    if precision == "bfloat16":
+        from . import _kernels_bf16
+
+        return _kernels_bf16.run_block_bf16, _kernels_bf16.product_bf16, _kernels_bf16.PRODUCT_ARGUMENTS
+    return _kernels.run_block, None, ()
+
+
+def kernel_inputs(
+    weights: LayerWeights, precision: str = "float32", units_split: bool = False
+) -> KernelInputs:
     """The records and kernel addresses for ``weights``; made once per ``weights`` object and precision.
 
-    Every kernel address the layer kernels use is looked up here (matrix product and
+    Every kernel address the layer kernels use is looked up here (matrix products and
     gate math) or, for the layer kernels' own block and step functions, from the
     records they pass, so a record's field types are always the ones compiled for:
     C-contiguous arrays and scalars in the weights' dtype, bools, int64 addresses.
     With ``precision="bfloat16"`` (float32 weights) the product operands are the
     kernel's and projection's bfloat16 packing, rounded here once (a cell's
     ``LayerWeights`` lives as long as its weights do); they have the float32
-    matrices' types, so the layer kernels are the float32 ones.
+    matrices' types, so the parallel layer kernels are the float32 ones (the block
+    kernel is ``run_block_bf16``). Its ``matmul`` (float32 operands, for the unit-split
+    kernel only) is compiled when ``units_split`` first asks for it (``calls.matmul``
+    is 0 until then).
     """
     by_precision = _kernel_inputs.get(weights)
     if by_precision is None:
         by_precision = _kernel_inputs.setdefault(weights, {})
     inputs = by_precision.get(precision)
+    matmul, pack = _product_kernel(precision)
+    block_kernel, product, product_arguments = _block_kernel(precision)
+    matrix = np.empty((0, 0), weights.kernel.dtype)
     if inputs is not None:
+        if units_split and inputs.calls.matmul == 0:
+            matmul_address = native_address(matmul, (matrix, 0, matrix, matrix, 0))
+            inputs = replace(inputs, calls=inputs.calls._replace(matmul=matmul_address))
+            by_precision[precision] = inputs
         return inputs
     dtype = weights.kernel.dtype
     scalar = dtype.type
     inf = np.inf
-    matmul, pack = _product_kernel(precision)
     operand = (lambda matrix: matrix) if pack is None else pack
     depth = weights.in_depth
     peepholes = weights.peepholes if weights.peepholes is not None else np.zeros((3, weights.units), dtype)
@@ -200,12 +227,13 @@ def kernel_inputs(weights: LayerWeights, precision: str = "float32") -> KernelIn
         hard_top=scalar(recurrent.top),
     )
     gates = gates_kernel(weights.activation, gate_family(weights))
-    matrix = np.empty((0, 0), dtype)
+    needs_matmul = product is None or units_split  # bfloat16 blocks multiply with product
     calls = KernelCalls(
-        matmul=native_address(matmul, (matrix, 0, matrix, matrix, 0)),
+        matmul=native_address(matmul, (matrix, 0, matrix, matrix, 0)) if needs_matmul else 0,
         gates=native_address(gates, (matrix, 0, matrix, matrix, matrix, gate)),
+        product=0 if product is None else native_address(product, product_arguments),
     )
-    inputs = KernelInputs(cell=cell, gate=gate, calls=calls, gates_kernel=gates)
+    inputs = KernelInputs(cell=cell, gate=gate, calls=calls, gates_kernel=gates, block_kernel=block_kernel)
     by_precision[precision] = inputs
     return inputs
 
@@ -351,10 +379,10 @@ def run_layer(
     units = weights.units
     chunk_bytes = min(CHUNK_BYTES, out.nbytes // (4 * n_workers))
     tiling = np.array([COLUMN_TILE, max(1, chunk_bytes // (4 * units * dtype.itemsize))], dtype=np.int64)
-    inputs = kernel_inputs(weights, precision)
     split = not serial and (
         split_units or (split_units is None and use_split_units(weights, batch, n_workers))
     )
+    inputs = kernel_inputs(weights, precision, units_split=split)
     projected = tokens is not None and not split and precision == "float32" and _fits_projection(weights, x)
     layer = LayerArrays(
         x=x if tokens is not None else x.reshape(batch * max_time, depth),
@@ -423,7 +451,7 @@ def _run_rows_spread(
     records = (tuple(inputs.calls), tuple(layer), tuple(inputs.cell), tuple(inputs.gate), tiling)
     block_address = inputs.block_addresses.get(caller_types)
     if block_address is None:
-        block_address = native_address(_kernels.run_block, (0, 0, *records))
+        block_address = native_address(inputs.block_kernel, (0, 0, *records))
         inputs.block_addresses[caller_types] = block_address
     if serial:
         _kernels.lstm_layer_serial(block_address, block_ptr, *records)
