@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import os
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,9 +40,18 @@ CHUNK_BYTES = 256 * 1024
 PROJECTED_TABLE_BYTES = 32 * 2**20
 
 # A batch with fewer rows than workers runs with the units split across the
-# workers (one prange, i.e. one thread barrier, per step) when a step has at
-# least this many multiply-adds per row to share; otherwise rows are spread.
+# workers (one parallel region per layer call, the threads meeting at a spin-wait
+# after every step) when a step has at least this many multiply-adds per row to
+# share; otherwise rows are spread.
 SPLIT_UNITS_MIN_STEP_MACS = 2**16
+
+# The unit-split kernel's threads wait for each other after every step. A call that finds
+# them held up (a thread yielded its core while waiting, or ran the part of a thread not yet
+# at the step) more than once per this many steps shows other processes holding the cores:
+# the calls that would split the units in the next CONTENDED_BACKOFF_SECONDS run on one
+# thread instead (the serial row kernel: the same bits).
+CONTENDED_STEPS_PER_HOLD_UP = 16
+CONTENDED_BACKOFF_SECONDS = 0.05
 
 # A user activation's gate kernel, by its Activation (one per function object, see
 # activations.py): compiled once for every cell using the function, and gone with them.
@@ -53,6 +63,8 @@ _kernel_inputs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _split_weights: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # A LayerWeights' projected embedding table: (weak reference to the table, projection).
 _projected_tables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Until this time.monotonic(), calls that would split the units run on one thread (see above).
+_split_units_held_up_until = 0.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -309,10 +321,12 @@ def run_layer(
     (``[max_time, batch, depth]`` when ``time_major``); ``lengths`` int64;
     ``c0``/``h0`` C-contiguous ``[batch, units]``/``[batch, out_depth]``.
     With ``reverse`` each row runs backwards within its own length.
-    ``split_units`` picks the kernel (None: :func:`use_split_units` decides);
-    both give bitwise the same results.  ``serial`` runs the blocks one after
-    the other on the calling thread (same bits), as every call does in a
-    process forked after numba's OpenMP threads started.  ``precision=
+    ``split_units`` picks the kernel (None: :func:`use_split_units` decides,
+    and within ``CONTENDED_BACKOFF_SECONDS`` of a split call that found its
+    threads held up, the serial one runs instead); all give bitwise the same
+    results.  ``serial`` runs the blocks one after the other on the calling
+    thread (same bits), as every call does in a process forked after numba's
+    OpenMP threads started.  ``precision=
     "bfloat16"`` (float32 weights only) runs the matrix products in bfloat16
     (``_kernels_bf16``): the same layer kernels, another product kernel.
 
@@ -355,6 +369,8 @@ def run_layer(
     split = not serial and (
         split_units or (split_units is None and use_split_units(weights, batch, n_workers))
     )
+    if split and split_units is None and time.monotonic() < _split_units_held_up_until:
+        split, serial = False, True
     projected = tokens is not None and not split and precision == "float32" and _fits_projection(weights, x)
     layer = LayerArrays(
         x=x if tokens is not None else x.reshape(batch * max_time, depth),
@@ -441,7 +457,12 @@ def _run_units_split(
     n_workers: int,
     precision: str,
 ) -> None:
-    """One block, the units split over the workers: :func:`_kernels.lstm_layer_split_units`."""
+    """One block, the units split over the workers: :func:`_kernels.lstm_layer_split_units`.
+
+    A call whose threads were held up too often (see ``CONTENDED_STEPS_PER_HOLD_UP``)
+    sends the unit-split calls of the next ``CONTENDED_BACKOFF_SECONDS`` to one thread.
+    """
+    global _split_units_held_up_until
     dtype = weights.kernel.dtype
     batch = layer.lengths.shape[0]
     units, depth = weights.units, weights.in_depth
@@ -449,21 +470,25 @@ def _run_units_split(
     split = split_weights(weights, n_parts, precision)
     part_units = split.peepholes.shape[2]
     chunk_steps = max(1, int(tiling[1]) // batch)
+    sync = np.empty((_kernels.SYNC_FIELDS, n_parts, _kernels.SYNC_STRIDE), np.int64)
     work = SplitWork(
-        x_rows=np.empty((chunk_steps * batch, depth), dtype),
-        chunk_start=np.empty(chunk_steps + 1, np.int64),
+        x_rows=np.empty((n_parts, chunk_steps * batch, depth), dtype),
+        chunk_start=np.empty((n_parts, chunk_steps + 1), np.int64),
         gates=np.empty((n_parts, chunk_steps * batch, 4 * part_units), dtype),
-        h=np.empty((batch, units), dtype),
-        h_next=np.empty((batch, units), dtype),
+        h=np.empty((2, batch, units), dtype),
         c=np.zeros((n_parts, batch, part_units), dtype),  # padded units stay zero
         m=np.empty((n_parts, batch, part_units), dtype),
+        sync=sync.reshape(-1),
     )
     column_tile = int(tiling[0])
     # Records, not plain tuples as in _run_rows_spread: this kernel runs only steps big
     # enough for numba's slower typing of named tuples not to matter (see as_records).
     step_address = native_address(
-        _kernels.step_unit_part, (0, 0, 0, 0, 0, inputs.calls, split, inputs.gate, work, layer, column_tile)
+        _kernels.step_unit_part, (0, 0, 0, 0, inputs.calls, split, inputs.gate, work, layer, column_tile)
     )
     _kernels.lstm_layer_split_units(
         step_address, inputs.calls, split, inputs.gate, work, layer, chunk_steps, column_tile
     )
+    held_up = int(sync[_kernels.SYNC_HELD_UP, :, 0].sum())
+    if held_up * CONTENDED_STEPS_PER_HOLD_UP > int(layer.lengths.max()):
+        _split_units_held_up_until = time.monotonic() + CONTENDED_BACKOFF_SECONDS
