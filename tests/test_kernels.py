@@ -144,8 +144,9 @@ def _count_calls(monkeypatch, module, name):
 def test_a_held_up_unit_split_sends_the_next_calls_to_one_thread_with_the_same_bits(rng, monkeypatch):
     """The unit-split kernel run by fewer threads than parts: the one thread runs every part of
     every step (bitwise the row kernel) and counts itself held up at each, so the calls that
-    would split the units in the next CONTENDED_BACKOFF_SECONDS run on the serial row kernel;
-    an explicit ``split_units=True`` still splits, and after the back-off the units split again."""
+    would split the units in the next back-off run on the serial row kernel; an explicit
+    ``split_units=True`` still splits, and after the back-off the units split again. Held-up
+    calls in a row double the back-off up to its cap; a call not held up resets it."""
     from fastlstm import _runner
 
     cell = fastlstm.BasicLSTMCell(128)  # 4 * 128 * (8 + 128) multiply-adds per step: splits at 2 threads
@@ -156,25 +157,36 @@ def test_a_held_up_unit_split_sends_the_next_calls_to_one_thread_with_the_same_b
     state = np.zeros((1, 128), np.float32)
     assert _runner.use_split_units(weights, 1, 2)
     rows = run_layer(weights, x, lengths, state, state, False, split_units=False)
+    # Back-offs of a minute and more: none ends while the test runs.
+    monkeypatch.setattr(_runner, "CONTENDED_BACKOFF_SECONDS", 60.0)
+    monkeypatch.setattr(_runner, "CONTENDED_BACKOFF_MAX_SECONDS", 240.0)
+    monkeypatch.setattr(_runner, "_split_units_backoff", 60.0)
     monkeypatch.setattr(_runner, "_split_units_held_up_until", 0.0)
-    monkeypatch.setattr(_runner, "CONTENDED_BACKOFF_SECONDS", 60.0)  # no expiry while the test runs
     split = _count_calls(monkeypatch, _kernels, "lstm_layer_split_units")
     serial = _count_calls(monkeypatch, _kernels, "lstm_layer_serial")
+
+    def held_back_for():
+        return _runner._split_units_held_up_until - time.monotonic()
+
     results = []
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        results.append(run_layer(weights, x, lengths, state, state, False, split_units=True))
-        assert (len(split), len(serial)) == (1, 0)
-        assert _runner._split_units_held_up_until > time.monotonic() + 30
+        for longest in (60, 120, 240, 240):  # doubled each time, up to the cap
+            results.append(run_layer(weights, x, lengths, state, state, False, split_units=True))
+            assert longest - 30 < held_back_for() <= longest
+        assert (len(split), len(serial)) == (4, 0)
         numba.set_num_threads(2)
         results.append(run_layer(weights, x, lengths, state, state, False))
-        assert (len(split), len(serial)) == (1, 1)
+        assert (len(split), len(serial)) == (4, 1)
         results.append(run_layer(weights, x, lengths, state, state, False, split_units=True))
-        assert (len(split), len(serial)) == (2, 1)
-        monkeypatch.setattr(_runner, "_split_units_held_up_until", time.monotonic())  # the back-off is over
+        assert (len(split), len(serial)) == (5, 1)
+        # The back-off is over, and the next call is not held up.
+        monkeypatch.setattr(_runner, "_split_units_held_up_until", time.monotonic() - 1)
+        monkeypatch.setattr(_runner, "CONTENDED_STEPS_PER_HOLD_UP", 0)
         results.append(run_layer(weights, x, lengths, state, state, False))
-        assert (len(split), len(serial)) == (3, 1)
+        assert (len(split), len(serial)) == (6, 1)
+        assert _runner._split_units_backoff == 60.0
     finally:
         numba.set_num_threads(before)
     for result in results:

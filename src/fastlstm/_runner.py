@@ -49,9 +49,11 @@ SPLIT_UNITS_MIN_STEP_MACS = 2**16
 # them held up (a thread yielded its core while waiting, or ran the part of a thread not yet
 # at the step) more than once per this many steps shows other processes holding the cores:
 # the calls that would split the units in the next CONTENDED_BACKOFF_SECONDS run on one
-# thread instead (the serial row kernel: the same bits).
+# thread instead (the serial row kernel: the same bits). Each further held-up call in a row
+# doubles that time, up to CONTENDED_BACKOFF_MAX_SECONDS; a call not held up resets it.
 CONTENDED_STEPS_PER_HOLD_UP = 16
 CONTENDED_BACKOFF_SECONDS = 0.05
+CONTENDED_BACKOFF_MAX_SECONDS = 0.8
 
 # A user activation's gate kernel, by its Activation (one per function object, see
 # activations.py): compiled once for every cell using the function, and gone with them.
@@ -63,8 +65,10 @@ _kernel_inputs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _split_weights: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # A LayerWeights' projected embedding table: (weak reference to the table, projection).
 _projected_tables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-# Until this time.monotonic(), calls that would split the units run on one thread (see above).
+# Until this time.monotonic(), calls that would split the units run on one thread, and the
+# time the next held-up call sends them there for (see CONTENDED_STEPS_PER_HOLD_UP).
 _split_units_held_up_until = 0.0
+_split_units_backoff = CONTENDED_BACKOFF_SECONDS
 
 
 @dataclass(frozen=True, eq=False)
@@ -322,11 +326,11 @@ def run_layer(
     ``c0``/``h0`` C-contiguous ``[batch, units]``/``[batch, out_depth]``.
     With ``reverse`` each row runs backwards within its own length.
     ``split_units`` picks the kernel (None: :func:`use_split_units` decides,
-    and within ``CONTENDED_BACKOFF_SECONDS`` of a split call that found its
-    threads held up, the serial one runs instead); all give bitwise the same
-    results.  ``serial`` runs the blocks one after the other on the calling
-    thread (same bits), as every call does in a process forked after numba's
-    OpenMP threads started.  ``precision=
+    and for a while after a split call that found its threads held up, the
+    serial one runs instead: see ``CONTENDED_STEPS_PER_HOLD_UP``); all give
+    bitwise the same results.  ``serial`` runs the blocks one after the other
+    on the calling thread (same bits), as every call does in a process forked
+    after numba's OpenMP threads started.  ``precision=
     "bfloat16"`` (float32 weights only) runs the matrix products in bfloat16
     (``_kernels_bf16``): the same layer kernels, another product kernel.
 
@@ -460,9 +464,9 @@ def _run_units_split(
     """One block, the units split over the workers: :func:`_kernels.lstm_layer_split_units`.
 
     A call whose threads were held up too often (see ``CONTENDED_STEPS_PER_HOLD_UP``)
-    sends the unit-split calls of the next ``CONTENDED_BACKOFF_SECONDS`` to one thread.
+    sends the unit-split calls of the next ``_split_units_backoff`` seconds to one thread.
     """
-    global _split_units_held_up_until
+    global _split_units_held_up_until, _split_units_backoff
     dtype = weights.kernel.dtype
     batch = layer.lengths.shape[0]
     units, depth = weights.units, weights.in_depth
@@ -491,4 +495,7 @@ def _run_units_split(
     )
     held_up = int(sync[_kernels.SYNC_HELD_UP, :, 0].sum())
     if held_up * CONTENDED_STEPS_PER_HOLD_UP > int(layer.lengths.max()):
-        _split_units_held_up_until = time.monotonic() + CONTENDED_BACKOFF_SECONDS
+        _split_units_held_up_until = time.monotonic() + _split_units_backoff
+        _split_units_backoff = min(2 * _split_units_backoff, CONTENDED_BACKOFF_MAX_SECONDS)
+    else:
+        _split_units_backoff = CONTENDED_BACKOFF_SECONDS
