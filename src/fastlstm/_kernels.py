@@ -1183,14 +1183,14 @@ def run_block(block_start, block_stop, calls, layer, weights, gate, tiling):
     )
 
 
-# The counters of lstm_layer_split_units, in SplitWork.sync (int64), each on a cache line
-# (SYNC_STRIDE int64) of its own, SYNC_FIELDS fields of one line per part: the next step of
-# the part to claim; the steps of the part done; the step the part's own thread last arrived
-# at; and, written at the end, how often that thread was held up (see lstm_layer_split_units).
+# The counters of lstm_layer_split_units in SplitWork.sync (int64), each on a cache line
+# (SYNC_STRIDE int64) of its own, SYNC_FIELDS of them per part (see sync_slot): the part's
+# next step to claim; its steps done; the step its own thread last arrived at; and, written
+# at the end, how often that thread was held up.
 SYNC_NEXT, SYNC_DONE, SYNC_ARRIVED, SYNC_HELD_UP = range(4)
 SYNC_FIELDS = 4
 SYNC_STRIDE = 16
-# Turns of a spin-wait (each one CPU pause, about 20 ns) before a waiting thread yields its core.
+# Turns of a spin-wait (a CPU pause each, about 30 ns on Zen 4) before a waiting thread yields its core.
 SPINS_BEFORE_YIELD = 2000
 
 

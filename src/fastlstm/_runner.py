@@ -251,8 +251,9 @@ def schedule_blocks(block_costs: np.ndarray, n_workers: int) -> tuple[np.ndarray
 def use_split_units(weights: LayerWeights, batch: int, n_workers: int) -> bool:
     """Whether to split units across workers: too few rows to spread, steps big enough.
 
-    A barrier per step costs microseconds on an idle machine and much more on a
-    busy one, so only steps with plenty of work per row are split.
+    The threads meet after every step (a spin-wait: under a microsecond on an
+    idle machine, much more on a busy one), so only steps with plenty of work
+    per row are split.
     """
     step_macs = 4 * weights.units * (weights.in_depth + weights.out_depth)
     return (
