@@ -1185,10 +1185,10 @@ def run_block(block_start, block_stop, calls, layer, weights, gate, tiling):
 
 # The counters of lstm_layer_split_units in SplitWork.sync (int64), each on a cache line
 # (SYNC_STRIDE int64) of its own, SYNC_FIELDS of them per part (see sync_slot): the part's
-# next step to claim; its steps done; the step its own thread last arrived at; and, written
-# at the end, how often that thread was held up.
-SYNC_NEXT, SYNC_DONE, SYNC_ARRIVED, SYNC_HELD_UP = range(4)
-SYNC_FIELDS = 4
+# next step to claim; its steps done; and, written at the end, how often the part's own
+# thread was held up.
+SYNC_NEXT, SYNC_DONE, SYNC_HELD_UP = range(3)
+SYNC_FIELDS = 3
 SYNC_STRIDE = 16
 # Turns of a spin-wait (a CPU pause each, about 30 ns on Zen 4) before a waiting thread yields its core.
 SPINS_BEFORE_YIELD = 2000
@@ -1348,10 +1348,11 @@ def lstm_layer_split_units(step_address, calls, split, gate, work, layer, chunk_
     the parts runs part ``p`` of every step (its weights stay in that core's
     caches), and the threads meet after each step at a spin-wait on the
     counters of ``work.sync`` (see :func:`sync_slot`).  Each part of each step
-    is claimed by one atomic compare-and-swap, so a thread that finds a part's
-    own thread not yet at the step (descheduled, or not started because the
-    threads are fewer than the parts) runs that part itself: the sequence
-    never waits for a thread that is not running.  A thread that has spun
+    is claimed by one atomic compare-and-swap, so a thread that has run its own
+    part of a step and finds another part of it not yet claimed (its thread
+    descheduled, or not started: not yet woken, or fewer threads than parts)
+    runs that part itself: the sequence never waits for a thread that is not
+    running, only for a part under way.  A thread that has spun
     ``SPINS_BEFORE_YIELD`` turns yields its core between turns.  On return
     ``SYNC_HELD_UP`` of part ``p`` says how often thread ``p`` yielded or ran
     another's part: signs of a machine too busy for this kernel.  Whichever
@@ -1377,7 +1378,6 @@ def lstm_layer_split_units(step_address, calls, split, gate, work, layer, chunk_
     for p in range(n_parts):
         sync[sync_slot(SYNC_NEXT, p, n_parts)] = 0
         sync[sync_slot(SYNC_DONE, p, n_parts)] = 0
-        sync[sync_slot(SYNC_ARRIVED, p, n_parts)] = -1
         sync[sync_slot(SYNC_HELD_UP, p, n_parts)] = 0
     steps = layer.lengths[rows[0]] if n > 0 else 0
     for role in prange(n_parts):
@@ -1385,16 +1385,13 @@ def lstm_layer_split_units(step_address, calls, split, gate, work, layer, chunk_
         for t in range(steps):
             t0 = t - t % chunk_steps
             t1 = min(t0 + chunk_steps, steps)
-            sync_store(sync, sync_slot(SYNC_ARRIVED, role, n_parts), t)
             for k in range(n_parts):
                 part = (role + k) % n_parts  # its own part first
                 done = sync_slot(SYNC_DONE, part, n_parts)
                 claim = sync_slot(SYNC_NEXT, part, n_parts)
-                arrived = sync_slot(SYNC_ARRIVED, part, n_parts)
                 spins = 0
                 while sync_load(sync, done) <= t:
-                    owner_late = sync_load(sync, arrived) < t
-                    if (part == role or owner_late) and sync_claim(sync, claim, t):
+                    if sync_load(sync, claim) == t and sync_claim(sync, claim, t):
                         call_compiled(
                             step_address, (part, t, t0, t1, calls, split, gate, work, layer, column_tile)
                         )
