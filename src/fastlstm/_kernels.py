@@ -1201,10 +1201,10 @@ def run_block(block_start, block_stop, calls, layer, weights, gate, tiling):
 
 # The counters of lstm_layer_split_units in SplitWork.sync (int64), each on a cache line
 # (SYNC_STRIDE int64) of its own, SYNC_FIELDS of them per part (see sync_slot): the part's
-# next step to claim; its steps done; and, written at the end, how often the part's own
-# thread was held up.
-SYNC_NEXT, SYNC_DONE, SYNC_HELD_UP = range(3)
-SYNC_FIELDS = 3
+# next step to claim; its steps done; whether its own thread has run it yet (1) or not (0);
+# and, written at the end, how often that thread was held up.
+SYNC_NEXT, SYNC_DONE, SYNC_STARTED, SYNC_HELD_UP = range(4)
+SYNC_FIELDS = 4
 SYNC_STRIDE = 16
 # Turns of a spin-wait (a CPU pause each, about 30 ns on Zen 4) before a waiting thread yields its core.
 SPINS_BEFORE_YIELD = 2000
@@ -1371,7 +1371,9 @@ def lstm_layer_split_units(step_address, calls, split, gate, work, layer, chunk_
     running, only for a part under way.  A thread that has spun
     ``SPINS_BEFORE_YIELD`` turns yields its core between turns.  On return
     ``SYNC_HELD_UP`` of part ``p`` says how often thread ``p`` yielded or ran
-    another's part: signs of a machine too busy for this kernel.  Whichever
+    the part of a thread that had run before (signs of a machine too busy for
+    this kernel), and ``SYNC_STARTED`` whether thread ``p`` ran its own part
+    at all (not: not woken in time, or kept off its core).  Whichever
     thread runs a part, each element gets exactly the operations it gets in
     :func:`run_block`, so results are bitwise the same.  No projection
     (``LSTMCell(num_proj=...)`` always runs through :func:`lstm_layer`), and
@@ -1394,10 +1396,12 @@ def lstm_layer_split_units(step_address, calls, split, gate, work, layer, chunk_
     for p in range(n_parts):
         sync[sync_slot(SYNC_NEXT, p, n_parts)] = 0
         sync[sync_slot(SYNC_DONE, p, n_parts)] = 0
+        sync[sync_slot(SYNC_STARTED, p, n_parts)] = 0
         sync[sync_slot(SYNC_HELD_UP, p, n_parts)] = 0
     steps = layer.lengths[rows[0]] if n > 0 else 0
     for role in prange(n_parts):
         held_up = 0
+        started = False
         for t in range(steps):
             t0 = t - t % chunk_steps
             t1 = min(t0 + chunk_steps, steps)
@@ -1412,8 +1416,11 @@ def lstm_layer_split_units(step_address, calls, split, gate, work, layer, chunk_
                             step_address, (part, t, t0, t1, calls, split, gate, work, layer, column_tile)
                         )
                         sync_store(sync, done, t + 1)
-                        if part != role:
-                            held_up += 1
+                        if part == role and not started:
+                            started = True
+                            sync_store(sync, sync_slot(SYNC_STARTED, role, n_parts), 1)
+                        elif part != role and sync_load(sync, sync_slot(SYNC_STARTED, part, n_parts)) != 0:
+                            held_up += 1  # its thread ran before: descheduled since
                         break
                     spins += 1
                     spin_pause()

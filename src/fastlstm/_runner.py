@@ -50,11 +50,13 @@ SPLIT_UNITS_MIN_STEP_MACS = 2**16
 SPLIT_UNITS_MIN_CHUNK_ROWS = 16
 
 # The unit-split kernel's threads wait for each other after every step. A call that finds
-# them held up (a thread yielded its core while waiting, or ran the part of a thread not yet
-# at the step) more than once per this many steps shows other processes holding the cores:
-# the calls that would split the units in the next CONTENDED_BACKOFF_SECONDS run on one
-# thread instead (the serial row kernel: the same bits). Each further held-up call in a row
-# doubles that time, up to CONTENDED_BACKOFF_MAX_SECONDS; a call not held up resets it.
+# them held up (a thread yielded its core while waiting, or ran the part of a thread that
+# had run before) more than once per this many steps shows other processes holding the
+# cores, and so do two calls in a row each with a thread that never got to its part (one
+# such call is a worker asleep when it started): the calls that would split the units in
+# the next CONTENDED_BACKOFF_SECONDS run on one thread instead (the serial row kernel: the
+# same bits). Each further held-up call in a row doubles that time, up to
+# CONTENDED_BACKOFF_MAX_SECONDS; a call not held up resets it.
 CONTENDED_STEPS_PER_HOLD_UP = 16
 CONTENDED_BACKOFF_SECONDS = 0.05
 CONTENDED_BACKOFF_MAX_SECONDS = 0.8
@@ -73,6 +75,8 @@ _projected_tables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # time the next held-up call sends them there for (see CONTENDED_STEPS_PER_HOLD_UP).
 _split_units_held_up_until = 0.0
 _split_units_backoff = CONTENDED_BACKOFF_SECONDS
+# Whether the last unit-split call had a thread that never ran its part.
+_split_units_thread_missing = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -471,7 +475,7 @@ def _run_units_split(
     A call whose threads were held up too often (see ``CONTENDED_STEPS_PER_HOLD_UP``)
     sends the unit-split calls of the next ``_split_units_backoff`` seconds to one thread.
     """
-    global _split_units_held_up_until, _split_units_backoff
+    global _split_units_held_up_until, _split_units_backoff, _split_units_thread_missing
     dtype = weights.kernel.dtype
     batch = layer.lengths.shape[0]
     units, depth = weights.units, weights.in_depth
@@ -498,9 +502,12 @@ def _run_units_split(
     _kernels.lstm_layer_split_units(
         step_address, inputs.calls, split, inputs.gate, work, layer, chunk_steps, column_tile
     )
+    steps = int(layer.lengths.max())
     held_up = int(sync[_kernels.SYNC_HELD_UP, :, 0].sum())
-    if held_up * CONTENDED_STEPS_PER_HOLD_UP > int(layer.lengths.max()):
+    missing = steps > 0 and not sync[_kernels.SYNC_STARTED, :, 0].all()
+    if held_up * CONTENDED_STEPS_PER_HOLD_UP > steps or (missing and _split_units_thread_missing):
         _split_units_held_up_until = time.monotonic() + _split_units_backoff
         _split_units_backoff = min(2 * _split_units_backoff, CONTENDED_BACKOFF_MAX_SECONDS)
     else:
         _split_units_backoff = CONTENDED_BACKOFF_SECONDS
+    _split_units_thread_missing = missing
