@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+import numba
 import numpy as np
 import pytest
 from numba import njit
@@ -104,19 +107,93 @@ def test_nan_and_inf_stay_in_their_row(rng):
         {"activation": "relu", "forget_bias": 0.5},
         {"use_peepholes": True, "cell_clip": 0.7},
         {"use_peepholes": True, "activation": "softsign"},
+        {"use_peepholes": True, "gate_clip": 0.6},
+        {"activation": "relu", "recurrent_activation": "hard_sigmoid"},
     ],
 )
-@pytest.mark.parametrize("reverse", [False, True])
-def test_split_units_kernel_is_bitwise_the_row_kernel(rng, dtype, cell_kwargs, reverse):
+@pytest.mark.parametrize(("reverse", "time_major"), [(False, False), (True, False), (False, True)])
+def test_split_units_kernel_is_bitwise_the_row_kernel(rng, dtype, cell_kwargs, reverse, time_major):
     """Both kernels of a layer give the same bits, whichever one a batch size picks."""
     cell = fastlstm.LSTMCell(37, dtype=dtype, **cell_kwargs)
     cell.build(5, seed=3)
     cell.set_weights([w + rng.uniform(-0.3, 0.3, w.shape) for w in cell.get_weights()])
     weights = cell._weights(np.dtype(dtype))
-    x = rng.uniform(-2, 2, (7, 9, 5)).astype(dtype)
+    x = rng.uniform(-2, 2, (9, 7, 5) if time_major else (7, 9, 5)).astype(dtype)
     lengths = np.array([9, 0, 4, 9, 1, 6, 3], dtype=np.int64)
     c0, h0 = (rng.uniform(-1, 1, (7, 37)).astype(dtype) for _ in range(2))
-    rows = run_layer(weights, x, lengths, c0, h0, False, reverse, split_units=False)
-    units = run_layer(weights, x, lengths, c0, h0, False, reverse, split_units=True)
+    rows = run_layer(weights, x, lengths, c0, h0, time_major, reverse, split_units=False)
+    units = run_layer(weights, x, lengths, c0, h0, time_major, reverse, split_units=True)
     for by_rows, by_units in zip(rows, units):
         np.testing.assert_array_equal(by_units, by_rows)
+
+
+def _count_calls(monkeypatch, module, name):
+    """Count the calls of ``module.name`` from now on (the function still runs)."""
+    calls = []
+    function = getattr(module, name)
+
+    def counted(*args):
+        calls.append(name)
+        function(*args)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two numba threads")
+def test_a_held_up_unit_split_sends_the_next_calls_to_one_thread_with_the_same_bits(rng, monkeypatch):
+    """The unit-split kernel run by fewer threads than parts: the one thread runs every part of
+    every step (bitwise the row kernel), the other part's thread never runs its part. One such
+    call could be a worker not yet woken; from the second in a row on, the calls that would
+    split the units in the next back-off run on the serial row kernel; an explicit
+    ``split_units=True`` still splits, and after the back-off the units split again. Held-up
+    calls in a row double the back-off up to its cap; a call not held up resets it."""
+    from fastlstm import _runner
+
+    cell = fastlstm.BasicLSTMCell(128)  # 4 * 128 * (8 + 128) multiply-adds per step: splits at 2 threads
+    cell.build(8, seed=1)
+    weights = cell._weights(np.dtype(np.float32))
+    x = rng.uniform(-2, 2, (1, 40, 8)).astype(np.float32)
+    lengths = np.array([40])
+    state = np.zeros((1, 128), np.float32)
+    assert _runner.use_split_units(weights, 1, 2)
+    rows = run_layer(weights, x, lengths, state, state, False, split_units=False)
+    # Back-offs of a minute and more: none ends while the test runs.
+    monkeypatch.setattr(_runner, "CONTENDED_BACKOFF_SECONDS", 60.0)
+    monkeypatch.setattr(_runner, "CONTENDED_BACKOFF_MAX_SECONDS", 240.0)
+    monkeypatch.setattr(_runner, "_split_units_backoff", 60.0)
+    monkeypatch.setattr(_runner, "_split_units_held_up_until", 0.0)
+    monkeypatch.setattr(_runner, "_split_units_thread_missing", False)
+    split = _count_calls(monkeypatch, _kernels, "lstm_layer_split_units")
+    serial = _count_calls(monkeypatch, _kernels, "lstm_layer_serial")
+
+    def held_back_for():
+        return _runner._split_units_held_up_until - time.monotonic()
+
+    results = []
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        results.append(run_layer(weights, x, lengths, state, state, False, split_units=True))
+        assert held_back_for() < 0 and _runner._split_units_thread_missing
+        for longest in (60, 120, 240, 240):  # doubled each time, up to the cap
+            results.append(run_layer(weights, x, lengths, state, state, False, split_units=True))
+            assert longest - 30 < held_back_for() <= longest
+        assert (len(split), len(serial)) == (5, 0)
+        numba.set_num_threads(2)
+        results.append(run_layer(weights, x, lengths, state, state, False))
+        assert (len(split), len(serial)) == (5, 1)
+        results.append(run_layer(weights, x, lengths, state, state, False, split_units=True))
+        assert (len(split), len(serial)) == (6, 1)
+        # The back-off is over, and the next call is not held up.
+        monkeypatch.setattr(_runner, "_split_units_held_up_until", time.monotonic() - 1)
+        monkeypatch.setattr(_runner, "CONTENDED_STEPS_PER_HOLD_UP", 0)
+        monkeypatch.setattr(_runner, "_split_units_thread_missing", False)
+        results.append(run_layer(weights, x, lengths, state, state, False))
+        assert (len(split), len(serial)) == (7, 1)
+        assert _runner._split_units_backoff == 60.0
+    finally:
+        numba.set_num_threads(before)
+    for result in results:
+        for got, want in zip(result, rows):
+            np.testing.assert_array_equal(got, want)

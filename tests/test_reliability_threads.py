@@ -4,10 +4,10 @@ the cores of a small CI machine -- in a subprocess); concurrent calls from Pytho
 shared cells give the serial results; the kernels release the GIL.
 
 The probe rows below sit alone, in tiny batches (1 to 5 rows) and in batches of 17, 64 and 130
-rows, at different positions, batch- and time-major; float32 cells also run with bfloat16 products. The cells here never take the kernel that
-splits units across threads for tiny batches (it needs >= 8 units per thread and no
-projection): that kernel is not yet bitwise equal to the row kernel (see the issue 6 report);
-it is exercised for thread safety in the concurrency test, against a reference per thread count.
+rows, at different positions, batch- and time-major; float32 cells also run with bfloat16 products.
+One cell is wide enough for the kernel that splits units across threads for batches smaller
+than the thread count (``_runner.use_split_units``): alone, its probes run with the units split
+2 ways (4 ways in the subprocess) and must give the row kernel's bits of the one-thread run.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ PROBE_LENGTHS = np.array([9, 5, 1, 0])
 
 
 def cells():
-    """Cells that run on the row kernel at any thread count (< 16 units, or a projection)."""
+    """Cells of every kind; all but ``basic128_f32`` run on the row kernel at any thread count."""
     return {
+        "basic128_f32": basic_cell(128, DEPTH, seed=28),  # 4 * 128 * (3 + 128) >= 2**16 multiply-adds
         "basic12_f32": basic_cell(12, DEPTH, seed=21),
         "basic15_f64": basic_cell(15, DEPTH, np.float64, seed=22),
         "lstm40_peep_clip_proj_f32": lstm_cell(
@@ -47,7 +48,7 @@ def cells():
 
 
 def split_cells():
-    """Cells whose tiny batches split their units across >= 2 numba threads."""
+    """More cells for the concurrency test (too narrow to split their units: the row kernel)."""
     return {
         "basic40_f32": basic_cell(40, DEPTH, seed=25),
         "basic40_f64": basic_cell(40, DEPTH, np.float64, seed=26),
@@ -115,7 +116,7 @@ def run_all():
         )
         runs["bidi_fw"] = (fw, [sfw.c, sfw.h])
         runs["bidi_bw"] = (bw, [sbw.c, sbw.h])
-        for name in ("basic12_f32", "lstm40_peep_clip_proj_f32"):  # bfloat16 products
+        for name in ("basic12_f32", "lstm40_peep_clip_proj_f32", "basic128_f32"):  # bfloat16 products
             outputs, state = fastlstm.dynamic_rnn(
                 all_cells[name],
                 inputs.astype(np.float32),
@@ -224,6 +225,14 @@ def jobs():
         out.append(
             (f"{name}/tiny", lambda cell=cell: flat(*fastlstm.dynamic_rnn(cell, tiny, big_lengths[:3])))
         )
+    one = big[:1]  # the units split across the threads (see cells())
+    out.append(("basic128_f32/one", lambda: flat(*fastlstm.dynamic_rnn(shared["basic128_f32"], one))))
+    out.append(
+        (
+            "basic128_f32/one_bf16",
+            lambda: flat(*fastlstm.dynamic_rnn(shared["basic128_f32"], one, precision="bfloat16")),
+        )
+    )
     out.append(
         (
             "bidi",

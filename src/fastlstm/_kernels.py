@@ -19,6 +19,8 @@ is what makes results bitwise independent of the batch and of the thread count.
 
 from __future__ import annotations
 
+import os
+import platform
 from typing import NamedTuple
 
 import numpy as np
@@ -147,15 +149,15 @@ class SplitWeights(NamedTuple):
 
 
 class SplitWork(NamedTuple):
-    """Work arrays of :func:`lstm_layer_split_units`, shared by its tasks."""
+    """Work arrays of :func:`lstm_layer_split_units`, shared by its threads."""
 
-    x_rows: np.ndarray  # [chunk_steps * batch, depth]
-    chunk_start: np.ndarray  # [chunk_steps + 1] int64
+    x_rows: np.ndarray  # [parts, chunk_steps * batch, depth]: each part gathers its own
+    chunk_start: np.ndarray  # [parts, chunk_steps + 1] int64
     gates: np.ndarray  # [parts, chunk_steps * batch, 4 * part_units]
-    h: np.ndarray  # [batch, units]
-    h_next: np.ndarray  # [batch, units]
+    h: np.ndarray  # [2, batch, units]: step t reads h[t % 2], writes h[(t + 1) % 2]
     c: np.ndarray  # [parts, batch, part_units]; padded units stay zero
     m: np.ndarray  # [parts, batch, part_units]
+    sync: np.ndarray  # int64 [SYNC_FIELDS * parts * SYNC_STRIDE]: see lstm_layer_split_units
 
 
 # Gate kernel families: sigmoid gates (the TF cell), sigmoid gates with ONNX's clip of
@@ -524,7 +526,7 @@ def call_compiled(typingctx, address, args):
     return types.none(address, args), codegen
 
 
-def _register_tile(n_rows, n_vectors):
+def _register_tile(n_rows, n_vectors, prefetch=False):
     """An intrinsic ``g[row:row + n_rows, col:col + width] += a[rows, k0:k1] @ w[k0:k1, col:col + width]``.
 
     ``width`` is ``n_vectors`` SIMD registers of ``g``'s dtype.  The
@@ -534,7 +536,10 @@ def _register_tile(n_rows, n_vectors):
     numba's ``contract`` would fuse) per accumulator.  Each element therefore
     gets the same chain of multiply-adds, in increasing ``k``, as the scalar
     loop ``g = g + a * w`` compiled with ``contract``.  Arrays are
-    C-contiguous; bounds are the caller's.
+    C-contiguous; bounds are the caller's.  With ``prefetch``, each ``k`` also
+    asks for the cache lines of ``w[k + 1, col:col + width]`` (``llvm.prefetch``,
+    a hint that never faults and changes no result): a one-row tile streams
+    ``w`` from L2 faster when the hardware prefetchers get that help.
     """
 
     @intrinsic
@@ -571,6 +576,12 @@ def _register_tile(n_rows, n_vectors):
                 ir.FunctionType(vector, [vector, vector, vector]),
                 f"llvm.fmuladd.v{lanes}f{8 * itemsize}",
             )
+            prefetch_line = cgutils.get_or_insert_function(
+                builder.module,
+                ir.FunctionType(ir.VoidType(), [byte_ptr, *[ir.IntType(32)] * 3]),
+                "llvm.prefetch.p0",
+            )
+            read, keep_in_l1, data = (ir.Constant(ir.IntType(32), v) for v in (0, 3, 1))
             splat = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
             g_pointers, accumulators = [], []
             for r in range(n_rows):
@@ -584,6 +595,12 @@ def _register_tile(n_rows, n_vectors):
                 pointer(a_array, plus(row_index, r), ir.Constant(int64, 0), element) for r in range(n_rows)
             ]
             with cgutils.for_range_slice(builder, k_first, k_last, ir.Constant(int64, 1)) as (k, _):
+                if prefetch:
+                    for offset in range(0, n_vectors * VECTOR_BYTES, CACHE_LINE_BYTES):
+                        line = pointer(
+                            w_array, plus(k, 1), plus(col_index, offset // itemsize), ir.IntType(8)
+                        )
+                        builder.call(prefetch_line, [line, read, keep_in_l1, data])
                 w_vectors = [
                     builder.load(pointer(w_array, k, plus(col_index, v * lanes), vector), align=itemsize)
                     for v in range(n_vectors)
@@ -627,9 +644,10 @@ K_PANEL = 128
 # Registers of one row's tile (the rows left over from the groups of four: a matrix-vector
 # product): enough independent accumulators to cover the multiply-add latency.
 ROW_TILE_VECTORS = 4 * TILE_VECTORS
+CACHE_LINE_BYTES = 64
 _wide_tile = _register_tile(4, TILE_VECTORS)
 _narrow_tile = _register_tile(4, 1)
-_row_tile = _register_tile(1, ROW_TILE_VECTORS)
+_row_tile = _register_tile(1, ROW_TILE_VECTORS, prefetch=True)
 _row_narrow_tile = _register_tile(1, 1)
 
 
@@ -1182,32 +1200,152 @@ def run_block(block_start, block_stop, calls, layer, weights, gate, tiling):
     )
 
 
+# The counters of lstm_layer_split_units in SplitWork.sync (int64), each on a cache line
+# (SYNC_STRIDE int64) of its own, SYNC_FIELDS of them per part (see sync_slot): the part's
+# next step to claim; its steps done; whether its own thread has run it yet (1) or not (0);
+# and, written at the end, how often that thread was held up.
+SYNC_NEXT, SYNC_DONE, SYNC_STARTED, SYNC_HELD_UP = range(4)
+SYNC_FIELDS = 4
+SYNC_STRIDE = 16
+# Turns of a spin-wait (a CPU pause each, about 30 ns on Zen 4) before a waiting thread yields its core.
+SPINS_BEFORE_YIELD = 2000
+
+
+def _int64_slot(context, builder, array_type, array, index, index_type):
+    data = context.make_array(array_type)(context, builder, array).data
+    return builder.gep(data, [context.cast(builder, index, index_type, types.intp)])
+
+
+def _is_int64_vector(array):
+    return isinstance(array, types.Array) and array.ndim == 1 and array.dtype == types.int64
+
+
+@intrinsic
+def sync_load(typingctx, array, index):
+    """``array[index]`` of a 1-D int64 array as an atomic load with acquire order."""
+    if not _is_int64_vector(array) or not isinstance(index, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        slot = _int64_slot(context, builder, sig.args[0], args[0], args[1], sig.args[1])
+        return builder.load_atomic(slot, "acquire", 8)
+
+    return types.int64(array, index), codegen
+
+
+@intrinsic
+def sync_store(typingctx, array, index, value):
+    """``array[index] = value`` on a 1-D int64 array as an atomic store with release order."""
+    if not _is_int64_vector(array) or not isinstance(index, types.Integer) or value != types.int64:
+        return None
+
+    def codegen(context, builder, sig, args):
+        slot = _int64_slot(context, builder, sig.args[0], args[0], args[1], sig.args[1])
+        builder.store_atomic(args[2], slot, "release", 8)
+        return context.get_dummy_value()
+
+    return types.none(array, index, value), codegen
+
+
+@intrinsic
+def sync_claim(typingctx, array, index, step):
+    """Atomically turn ``array[index]`` from ``step`` into ``step + 1``; whether this call did it."""
+    if not _is_int64_vector(array) or not isinstance(index, types.Integer) or step != types.int64:
+        return None
+
+    def codegen(context, builder, sig, args):
+        slot = _int64_slot(context, builder, sig.args[0], args[0], args[1], sig.args[1])
+        following = builder.add(args[2], ir.Constant(ir.IntType(64), 1))
+        swapped = builder.cmpxchg(slot, args[2], following, "acq_rel", "acquire")
+        return builder.extract_value(swapped, 1)
+
+    return types.boolean(array, index, step), codegen
+
+
+@intrinsic
+def spin_pause(typingctx):
+    """One turn of a spin-wait: the CPU's pause hint on x86 (nothing elsewhere)."""
+
+    def codegen(context, builder, sig, args):
+        if platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86"):
+            pause = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse2.pause"
+            )
+            builder.call(pause, [])
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
+@intrinsic
+def yield_core(typingctx):
+    """``sched_yield()`` (POSIX; nothing elsewhere): let another thread waiting for this core run."""
+
+    def codegen(context, builder, sig, args):
+        if os.name == "posix":
+            sched_yield = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.IntType(32), []), "sched_yield"
+            )
+            builder.call(sched_yield, [])
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
+@kernel_jit(KERNEL_OPTIONS, inline="always")
+def sync_slot(field, part, n_parts):
+    """Index in ``SplitWork.sync`` of counter ``field`` (``SYNC_NEXT``, ...) of part ``part``."""
+    return (field * n_parts + part) * SYNC_STRIDE
+
+
 @kernel_jit(KERNEL_OPTIONS, **CALLED_BY_ADDRESS)
-def step_unit_part(part, t, chunk_rows, lo, running, calls, split, gate, work, layer, column_tile):
+def step_unit_part(part, t, t0, t1, calls, split, gate, work, layer, column_tile):
     """Step ``t`` of the units of part ``part`` (one task of :func:`lstm_layer_split_units`).
 
-    ``split`` is a :class:`SplitWeights`, ``work`` a :class:`SplitWork`.  At a
-    chunk's first step (``chunk_rows > 0``) it first computes the part's input
-    projections ``bias + x @ W_x`` for the chunk's ``chunk_rows`` (step, row)
-    pairs.  The step's rows are ``work.gates[part, lo:lo + running]``; the new
-    outputs of the part's units go to ``work.h_next`` and ``layer.out``.
+    ``split`` is a :class:`SplitWeights`, ``work`` a :class:`SplitWork`; ``t``
+    lies in the chunk of steps ``[t0, t1)``.  At the chunk's first step the
+    part gathers the chunk's inputs into its own ``work.x_rows[part]`` (rows of
+    ``layer.x``, or with ``layer.tokens`` the embedding rows they name) and
+    computes its input projections ``bias + x @ W_x`` for them.  The part's
+    units of ``h`` are read from ``work.h[t % 2]``, their new values written to
+    ``work.h[(t + 1) % 2]`` and ``layer.out``.
     """
-    units = work.h.shape[1]
+    units = work.h.shape[2]
     part_units = split.peepholes.shape[2]
     part_gates = work.gates[part]
-    if chunk_rows > 0:
+    chunk_start = work.chunk_start[part]
+    rows = layer.order
+    if t == t0:
+        x_rows = work.x_rows[part]
+        gather_chunk(
+            rows,
+            rows.shape[0],
+            t0,
+            t1,
+            layer.x,
+            layer.tokens,
+            layer.batch_stride,
+            layer.time_stride,
+            layer.lengths,
+            layer.reverse,
+            x_rows,
+            chunk_start,
+        )
+        chunk_rows = chunk_start[t1 - t0]
         for q in range(chunk_rows):
             copy_into(part_gates[q], split.bias[part])
-        call_compiled(calls.matmul, (work.x_rows, chunk_rows, split.w_x[part], part_gates, column_tile))
+        call_compiled(calls.matmul, (x_rows, chunk_rows, split.w_x[part], part_gates, column_tile))
+    lo = chunk_start[t - t0]
+    running = chunk_start[t - t0 + 1] - lo
     g = part_gates[lo : lo + running]
-    call_compiled(calls.matmul, (work.h, running, split.w_h[part], g, column_tile))
+    call_compiled(calls.matmul, (work.h[t % 2], running, split.w_h[part], g, column_tile))
     m = work.m[part]
     call_compiled(calls.gates, (g, running, work.c[part], m, split.peepholes[part], gate))
     u0 = part * part_units
     u1 = min(u0 + part_units, units)
-    rows = layer.order
+    h_next = work.h[(t + 1) % 2]
     for r in range(running):
-        copy_into(work.h_next[r, u0:u1], m[r, : u1 - u0])
+        copy_into(h_next[r, u0:u1], m[r, : u1 - u0])
         b = rows[r]
         tt = layer.lengths[b] - 1 - t if layer.reverse else t
         copy_into(layer.out[b * layer.batch_stride + tt * layer.time_stride, u0:u1], m[r, : u1 - u0])
@@ -1215,22 +1353,38 @@ def step_unit_part(part, t, chunk_rows, lo, running, calls, split, gate, work, l
 
 @kernel_jit(KERNEL_OPTIONS, parallel=True, no_cfunc_wrapper=True)
 def lstm_layer_split_units(step_address, calls, split, gate, work, layer, chunk_steps, column_tile):
-    """Run a small batch as one block, the threads splitting the units each step.
+    """Run a small batch as one block, the threads splitting the units of every step.
 
     For batches too small to give every thread its own rows.  Units are cut
     into ``n_parts = work.c.shape[0]`` equal parts (the last one padded with
-    zero-weight units); each step is one prange over the parts, each task one
-    call of :func:`step_unit_part` (compiled at ``step_address``) on the
-    weights by part (``split``) and the work arrays (``work``) that this
-    function also uses.  Each element gets exactly the operations it gets in
+    zero-weight units); part ``p`` of step ``t`` is one call of
+    :func:`step_unit_part` (compiled at ``step_address``) on the weights by
+    part (``split``) and the work arrays (``work``).
+
+    One parallel region runs the whole sequence: thread ``p`` of a prange over
+    the parts runs part ``p`` of every step (its weights stay in that core's
+    caches), and the threads meet after each step at a spin-wait on the
+    counters of ``work.sync`` (see :func:`sync_slot`).  Each part of each step
+    is claimed by one atomic compare-and-swap, so a thread that has run its own
+    part of a step and finds another part of it not yet claimed (its thread
+    descheduled, or not started: not yet woken, or fewer threads than parts)
+    runs that part itself: the sequence never waits for a thread that is not
+    running, only for a part under way.  A thread that has spun
+    ``SPINS_BEFORE_YIELD`` turns yields its core between turns.  On return
+    ``SYNC_HELD_UP`` of part ``p`` says how often thread ``p`` yielded or ran
+    the part of a thread that had run before (signs of a machine too busy for
+    this kernel), and ``SYNC_STARTED`` whether thread ``p`` ran its own part
+    at all (not: not woken in time, or kept off its core).  Whichever
+    thread runs a part, each element gets exactly the operations it gets in
     :func:`run_block`, so results are bitwise the same.  No projection
     (``LSTMCell(num_proj=...)`` always runs through :func:`lstm_layer`), and
     never ``layer.projected`` inputs (token ids gather their rows all the same).
     """
     rows = layer.order
     c0 = layer.c0
-    h = work.h
+    h = work.h[0]
     c = work.c
+    sync = work.sync
     n = rows.shape[0]
     n_parts = c.shape[0]
     units = c0.shape[1]
@@ -1240,36 +1394,45 @@ def lstm_layer_split_units(step_address, calls, split, gate, work, layer, chunk_
         for p in range(n_parts):
             for u in range(min(part_units, units - p * part_units)):
                 c[p, r, u] = c0[rows[r], p * part_units + u]
+    for p in range(n_parts):
+        sync[sync_slot(SYNC_NEXT, p, n_parts)] = 0
+        sync[sync_slot(SYNC_DONE, p, n_parts)] = 0
+        sync[sync_slot(SYNC_STARTED, p, n_parts)] = 0
+        sync[sync_slot(SYNC_HELD_UP, p, n_parts)] = 0
     steps = layer.lengths[rows[0]] if n > 0 else 0
-    active = n
-    for t0 in range(0, steps, chunk_steps):
-        t1 = min(t0 + chunk_steps, steps)
-        active = gather_chunk(
-            rows,
-            active,
-            t0,
-            t1,
-            layer.x,
-            layer.tokens,
-            layer.batch_stride,
-            layer.time_stride,
-            layer.lengths,
-            layer.reverse,
-            work.x_rows,
-            work.chunk_start,
-        )
-        for t in range(t0, t1):
-            lo = work.chunk_start[t - t0]
-            running = work.chunk_start[t - t0 + 1] - lo
-            chunk_rows = work.chunk_start[t1 - t0] if t == t0 else 0
-            for part in prange(n_parts):
-                call_compiled(
-                    step_address,
-                    (part, t, chunk_rows, lo, running, calls, split, gate, work, layer, column_tile),
-                )
-            for r in range(running):
-                copy_into(h[r], work.h_next[r])
+    for role in prange(n_parts):
+        held_up = 0
+        started = False
+        for t in range(steps):
+            t0 = t - t % chunk_steps
+            t1 = min(t0 + chunk_steps, steps)
+            for k in range(n_parts):
+                part = (role + k) % n_parts  # its own part first
+                done = sync_slot(SYNC_DONE, part, n_parts)
+                claim = sync_slot(SYNC_NEXT, part, n_parts)
+                spins = 0
+                while sync_load(sync, done) <= t:
+                    if sync_load(sync, claim) == t and sync_claim(sync, claim, t):
+                        call_compiled(
+                            step_address, (part, t, t0, t1, calls, split, gate, work, layer, column_tile)
+                        )
+                        sync_store(sync, done, t + 1)
+                        if part == role and not started:
+                            started = True
+                            sync_store(sync, sync_slot(SYNC_STARTED, role, n_parts), 1)
+                        elif part != role and sync_load(sync, sync_slot(SYNC_STARTED, part, n_parts)) != 0:
+                            held_up += 1  # its thread ran before: descheduled since
+                        break
+                    spins += 1
+                    spin_pause()
+                    if spins % SPINS_BEFORE_YIELD == 0:
+                        yield_core()
+                        held_up += 1
+        sync_store(sync, sync_slot(SYNC_HELD_UP, role, n_parts), held_up)
+    h_rows = np.empty((n, units), dtype=c.dtype)
     c_rows = np.empty((n, units), dtype=c.dtype)
+    for r in range(n):
+        copy_into(h_rows[r], work.h[layer.lengths[rows[r]] % 2, r])
     for p in range(n_parts):
         u0 = p * part_units
         u1 = min(u0 + part_units, units)
@@ -1278,7 +1441,7 @@ def lstm_layer_split_units(step_address, calls, split, gate, work, layer, chunk_
     finish_rows(
         rows,
         c_rows,
-        h,
+        h_rows,
         layer.lengths,
         layer.max_time,
         layer.out,
@@ -1373,6 +1536,27 @@ if config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1: numba runs the kernels as Python 
     def copy_into(dst, src):
         """Python stand-in of the intrinsic."""
         dst[: src.shape[0]] = src
+
+    def sync_load(array, index):
+        """Python stand-in of the intrinsic."""
+        return array[index]
+
+    def sync_store(array, index, value):
+        """Python stand-in of the intrinsic."""
+        array[index] = value
+
+    def sync_claim(array, index, step):
+        """Python stand-in of the intrinsic (the threads of a prange run one after another here)."""
+        claimed = array[index] == step
+        if claimed:
+            array[index] = step + 1
+        return claimed
+
+    def spin_pause():
+        """Python stand-in of the intrinsic."""
+
+    def yield_core():
+        """Python stand-in of the intrinsic."""
 
     def _int64_bits(x):
         """Python stand-in of the intrinsic."""

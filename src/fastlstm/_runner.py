@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import os
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -39,9 +40,26 @@ CHUNK_BYTES = 256 * 1024
 PROJECTED_TABLE_BYTES = 32 * 2**20
 
 # A batch with fewer rows than workers runs with the units split across the
-# workers (one prange, i.e. one thread barrier, per step) when a step has at
-# least this many multiply-adds per row to share; otherwise rows are spread.
+# workers (one parallel region per layer call, the threads meeting at a spin-wait
+# after every step) when a step has at least this many multiply-adds per row to
+# share; otherwise rows are spread.
 SPLIT_UNITS_MIN_STEP_MACS = 2**16
+# Its chunks of steps hold at least this many input rows: the input product runs on
+# register tiles of 4 rows, which read each panel of W_x once for all the rows of a chunk
+# (the 6 rows a 200-step sequence would get read it three times: 10% slower at batch 1).
+SPLIT_UNITS_MIN_CHUNK_ROWS = 16
+
+# The unit-split kernel's threads wait for each other after every step. A call that finds
+# them held up (a thread yielded its core while waiting, or ran the part of a thread that
+# had run before) more than once per this many steps shows other processes holding the
+# cores, and so do two calls in a row each with a thread that never got to its part (one
+# such call is a worker asleep when it started): the calls that would split the units in
+# the next CONTENDED_BACKOFF_SECONDS run on one thread instead (the serial row kernel: the
+# same bits). Each further held-up call in a row doubles that time, up to
+# CONTENDED_BACKOFF_MAX_SECONDS; a call not held up resets it.
+CONTENDED_STEPS_PER_HOLD_UP = 16
+CONTENDED_BACKOFF_SECONDS = 0.05
+CONTENDED_BACKOFF_MAX_SECONDS = 0.8
 
 # A user activation's gate kernel, by its Activation (one per function object, see
 # activations.py): compiled once for every cell using the function, and gone with them.
@@ -53,6 +71,12 @@ _kernel_inputs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _split_weights: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # A LayerWeights' projected embedding table: (weak reference to the table, projection).
 _projected_tables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Until this time.monotonic(), calls that would split the units run on one thread, and the
+# time the next held-up call sends them there for (see CONTENDED_STEPS_PER_HOLD_UP).
+_split_units_held_up_until = 0.0
+_split_units_backoff = CONTENDED_BACKOFF_SECONDS
+# Whether the last unit-split call had a thread that never ran its part.
+_split_units_thread_missing = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -263,8 +287,9 @@ def schedule_blocks(block_costs: np.ndarray, n_workers: int) -> tuple[np.ndarray
 def use_split_units(weights: LayerWeights, batch: int, n_workers: int) -> bool:
     """Whether to split units across workers: too few rows to spread, steps big enough.
 
-    A barrier per step costs microseconds on an idle machine and much more on a
-    busy one, so only steps with plenty of work per row are split.
+    The threads meet after every step (a spin-wait: under a microsecond on an
+    idle machine, much more on a busy one), so only steps with plenty of work
+    per row are split.
     """
     step_macs = 4 * weights.units * (weights.in_depth + weights.out_depth)
     return (
@@ -337,10 +362,12 @@ def run_layer(
     (``[max_time, batch, depth]`` when ``time_major``); ``lengths`` int64;
     ``c0``/``h0`` C-contiguous ``[batch, units]``/``[batch, out_depth]``.
     With ``reverse`` each row runs backwards within its own length.
-    ``split_units`` picks the kernel (None: :func:`use_split_units` decides);
-    both give bitwise the same results.  ``serial`` runs the blocks one after
-    the other on the calling thread (same bits), as every call does in a
-    process forked after numba's OpenMP threads started.  ``precision=
+    ``split_units`` picks the kernel (None: :func:`use_split_units` decides,
+    and for a while after a split call that found its threads held up, the
+    serial one runs instead: see ``CONTENDED_STEPS_PER_HOLD_UP``); all give
+    bitwise the same results.  ``serial`` runs the blocks one after the other
+    on the calling thread (same bits), as every call does in a process forked
+    after numba's OpenMP threads started.  ``precision=
     "bfloat16"`` (float32 weights only) runs the matrix products in bfloat16
     (``_kernels_bf16``): the same layer kernels, another product kernel.
 
@@ -382,6 +409,8 @@ def run_layer(
     split = not serial and (
         split_units or (split_units is None and use_split_units(weights, batch, n_workers))
     )
+    if split and split_units is None and time.monotonic() < _split_units_held_up_until:
+        split, serial = False, True
     inputs = kernel_inputs(weights, precision, units_split=split)
     projected = tokens is not None and not split and precision == "float32" and _fits_projection(weights, x)
     layer = LayerArrays(
@@ -469,29 +498,44 @@ def _run_units_split(
     n_workers: int,
     precision: str,
 ) -> None:
-    """One block, the units split over the workers: :func:`_kernels.lstm_layer_split_units`."""
+    """One block, the units split over the workers: :func:`_kernels.lstm_layer_split_units`.
+
+    A call whose threads were held up too often (see ``CONTENDED_STEPS_PER_HOLD_UP``)
+    sends the unit-split calls of the next ``_split_units_backoff`` seconds to one thread.
+    """
+    global _split_units_held_up_until, _split_units_backoff, _split_units_thread_missing
     dtype = weights.kernel.dtype
     batch = layer.lengths.shape[0]
     units, depth = weights.units, weights.in_depth
     n_parts = max(n_workers, 2)
     split = split_weights(weights, n_parts, precision)
     part_units = split.peepholes.shape[2]
-    chunk_steps = max(1, int(tiling[1]) // batch)
+    chunk_steps = max(1, max(int(tiling[1]), SPLIT_UNITS_MIN_CHUNK_ROWS) // batch)
+    sync = np.empty((_kernels.SYNC_FIELDS, n_parts, _kernels.SYNC_STRIDE), np.int64)
     work = SplitWork(
-        x_rows=np.empty((chunk_steps * batch, depth), dtype),
-        chunk_start=np.empty(chunk_steps + 1, np.int64),
+        x_rows=np.empty((n_parts, chunk_steps * batch, depth), dtype),
+        chunk_start=np.empty((n_parts, chunk_steps + 1), np.int64),
         gates=np.empty((n_parts, chunk_steps * batch, 4 * part_units), dtype),
-        h=np.empty((batch, units), dtype),
-        h_next=np.empty((batch, units), dtype),
+        h=np.empty((2, batch, units), dtype),
         c=np.zeros((n_parts, batch, part_units), dtype),  # padded units stay zero
         m=np.empty((n_parts, batch, part_units), dtype),
+        sync=sync.reshape(-1),
     )
     column_tile = int(tiling[0])
     # Records, not plain tuples as in _run_rows_spread: this kernel runs only steps big
     # enough for numba's slower typing of named tuples not to matter (see as_records).
     step_address = native_address(
-        _kernels.step_unit_part, (0, 0, 0, 0, 0, inputs.calls, split, inputs.gate, work, layer, column_tile)
+        _kernels.step_unit_part, (0, 0, 0, 0, inputs.calls, split, inputs.gate, work, layer, column_tile)
     )
     _kernels.lstm_layer_split_units(
         step_address, inputs.calls, split, inputs.gate, work, layer, chunk_steps, column_tile
     )
+    steps = int(layer.lengths.max())
+    held_up = int(sync[_kernels.SYNC_HELD_UP, :, 0].sum())
+    missing = steps > 0 and not sync[_kernels.SYNC_STARTED, :, 0].all()
+    if held_up * CONTENDED_STEPS_PER_HOLD_UP > steps or (missing and _split_units_thread_missing):
+        _split_units_held_up_until = time.monotonic() + _split_units_backoff
+        _split_units_backoff = min(2 * _split_units_backoff, CONTENDED_BACKOFF_MAX_SECONDS)
+    else:
+        _split_units_backoff = CONTENDED_BACKOFF_SECONDS
+    _split_units_thread_missing = missing
