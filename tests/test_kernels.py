@@ -143,9 +143,9 @@ def _count_calls(monkeypatch, module, name):
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two numba threads")
 def test_a_held_up_unit_split_sends_the_next_calls_to_one_thread_with_the_same_bits(rng, monkeypatch):
     """The unit-split kernel run by fewer threads than parts: the one thread runs every part of
-    every step (bitwise the row kernel), the other part's thread never runs its part. One such
-    call could be a worker not yet woken; from the second in a row on, the calls that would
-    split the units in the next back-off run on the serial row kernel; an explicit
+    every step (bitwise the row kernel), the other part's thread never runs its part: the call
+    is held up. One such call may be a passing blip; from the second in a row on, the calls
+    that would split the units in the next back-off run on the serial row kernel; an explicit
     ``split_units=True`` still splits, and after the back-off the units split again. Held-up
     calls in a row double the back-off up to its cap; a call not held up resets it."""
     from fastlstm import _runner
@@ -163,7 +163,7 @@ def test_a_held_up_unit_split_sends_the_next_calls_to_one_thread_with_the_same_b
     monkeypatch.setattr(_runner, "CONTENDED_BACKOFF_MAX_SECONDS", 240.0)
     monkeypatch.setattr(_runner, "_split_units_backoff", 60.0)
     monkeypatch.setattr(_runner, "_split_units_held_up_until", 0.0)
-    monkeypatch.setattr(_runner, "_split_units_thread_missing", False)
+    monkeypatch.setattr(_runner, "_split_units_last_held_up", False)
     split = _count_calls(monkeypatch, _kernels, "lstm_layer_split_units")
     serial = _count_calls(monkeypatch, _kernels, "lstm_layer_serial")
 
@@ -175,7 +175,7 @@ def test_a_held_up_unit_split_sends_the_next_calls_to_one_thread_with_the_same_b
     try:
         numba.set_num_threads(1)
         results.append(run_layer(weights, x, lengths, state, state, False, split_units=True))
-        assert held_back_for() < 0 and _runner._split_units_thread_missing
+        assert held_back_for() < 0 and _runner._split_units_last_held_up
         for longest in (60, 120, 240, 240):  # doubled each time, up to the cap
             results.append(run_layer(weights, x, lengths, state, state, False, split_units=True))
             assert longest - 30 < held_back_for() <= longest
@@ -188,7 +188,7 @@ def test_a_held_up_unit_split_sends_the_next_calls_to_one_thread_with_the_same_b
         # The back-off is over, and the next call is not held up.
         monkeypatch.setattr(_runner, "_split_units_held_up_until", time.monotonic() - 1)
         monkeypatch.setattr(_runner, "CONTENDED_STEPS_PER_HOLD_UP", 0)
-        monkeypatch.setattr(_runner, "_split_units_thread_missing", False)
+        monkeypatch.setattr(_runner, "_split_units_last_held_up", False)
         results.append(run_layer(weights, x, lengths, state, state, False))
         assert (len(split), len(serial)) == (7, 1)
         assert _runner._split_units_backoff == 60.0

@@ -49,13 +49,13 @@ SPLIT_UNITS_MIN_STEP_MACS = 2**16
 # (the 6 rows a 200-step sequence would get read it three times: 10% slower at batch 1).
 SPLIT_UNITS_MIN_CHUNK_ROWS = 16
 
-# The unit-split kernel's threads wait for each other after every step. A call that finds
-# them held up (a thread yielded its core while waiting, or ran the part of a thread that
-# had run before) more than once per this many steps shows other processes holding the
-# cores, and so do two calls in a row each with a thread that never got to its part (one
-# such call is a worker asleep when it started): the calls that would split the units in
-# the next CONTENDED_BACKOFF_SECONDS run on one thread instead (the serial row kernel: the
-# same bits). Each further held-up call in a row doubles that time, up to
+# The unit-split kernel's threads wait for each other after every step. A call is held up
+# when they were (a thread yielded its core while waiting, or ran the part of a thread that
+# had run before) more than once per this many steps, or when a thread never got to its
+# part. Two such calls in a row (one may be a passing blip, or a worker asleep when the
+# call began) show other processes holding the cores: the calls that would split the units
+# in the next CONTENDED_BACKOFF_SECONDS run on one thread instead (the serial row kernel:
+# the same bits). Each further held-up call in a row doubles that time, up to
 # CONTENDED_BACKOFF_MAX_SECONDS; a call not held up resets it.
 CONTENDED_STEPS_PER_HOLD_UP = 16
 CONTENDED_BACKOFF_SECONDS = 0.05
@@ -75,8 +75,8 @@ _projected_tables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # time the next held-up call sends them there for (see CONTENDED_STEPS_PER_HOLD_UP).
 _split_units_held_up_until = 0.0
 _split_units_backoff = CONTENDED_BACKOFF_SECONDS
-# Whether the last unit-split call had a thread that never ran its part.
-_split_units_thread_missing = False
+# Whether the last unit-split call was held up.
+_split_units_last_held_up = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -500,10 +500,10 @@ def _run_units_split(
 ) -> None:
     """One block, the units split over the workers: :func:`_kernels.lstm_layer_split_units`.
 
-    A call whose threads were held up too often (see ``CONTENDED_STEPS_PER_HOLD_UP``)
-    sends the unit-split calls of the next ``_split_units_backoff`` seconds to one thread.
+    The second held-up call in a row (see ``CONTENDED_STEPS_PER_HOLD_UP``) sends the
+    unit-split calls of the next ``_split_units_backoff`` seconds to one thread.
     """
-    global _split_units_held_up_until, _split_units_backoff, _split_units_thread_missing
+    global _split_units_held_up_until, _split_units_backoff, _split_units_last_held_up
     dtype = weights.kernel.dtype
     batch = layer.lengths.shape[0]
     units, depth = weights.units, weights.in_depth
@@ -531,11 +531,12 @@ def _run_units_split(
         step_address, inputs.calls, split, inputs.gate, work, layer, chunk_steps, column_tile
     )
     steps = int(layer.lengths.max())
-    held_up = int(sync[_kernels.SYNC_HELD_UP, :, 0].sum())
+    hold_ups = int(sync[_kernels.SYNC_HELD_UP, :, 0].sum())
     missing = steps > 0 and not sync[_kernels.SYNC_STARTED, :, 0].all()
-    if held_up * CONTENDED_STEPS_PER_HOLD_UP > steps or (missing and _split_units_thread_missing):
+    held_up = hold_ups * CONTENDED_STEPS_PER_HOLD_UP > steps or missing
+    if held_up and _split_units_last_held_up:
         _split_units_held_up_until = time.monotonic() + _split_units_backoff
         _split_units_backoff = min(2 * _split_units_backoff, CONTENDED_BACKOFF_MAX_SECONDS)
-    else:
+    elif not held_up:
         _split_units_backoff = CONTENDED_BACKOFF_SECONDS
-    _split_units_thread_missing = missing
+    _split_units_last_held_up = held_up
