@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from fastlstm.bench import cli, contenders, problems, report, timing
-from fastlstm.reference import dynamic_rnn_reference
 
 
 @pytest.mark.parametrize("mode", problems.LENGTH_MODES)
@@ -73,20 +72,9 @@ def test_lstm_flops_against_a_count():
     assert p.flops == problems.lstm_flops(2, 3, p.sum_lengths) == _counted_flops(p)
 
 
-def _reference(p):
-    out, (_, h) = dynamic_rnn_reference(
-        p.kernel.astype(np.float64),
-        p.bias.astype(np.float64),
-        p.inputs.astype(np.float64),
-        p.lengths,
-        forget_bias=p.forget_bias,
-    )
-    return out, h
-
-
 def _check_recipes(contender, p, tol):
     recipes = contender.recipes(p)
-    ref_out, ref_h = _reference(p)
+    ref_out, ref_h = timing.reference_outputs(p)
     for name, run in recipes.items():
         out, h = run()
         assert out.dtype == np.float32 and h.dtype == np.float32, name
@@ -113,7 +101,9 @@ def test_fastlstm_bfloat16_recipe(mode):
     exact, exact_h = contenders.FastLSTM().recipes(p)["dynamic_rnn"]()
     assert np.abs(out - exact).max() > 1e-5  # bfloat16 products, not float32 ones
     assert np.all(out[p.lengths[:, None] <= np.arange(p.max_time)] == 0)  # zero past each length
-    assert timing.max_abs_error(out, h, *_reference(p)) > timing.max_abs_error(exact, exact_h, *_reference(p))
+    assert timing.max_abs_error(out, h, *timing.reference_outputs(p)) > timing.max_abs_error(
+        exact, exact_h, *timing.reference_outputs(p)
+    )
 
 
 def test_fastlstm_bfloat16_runs_by_default():
@@ -160,7 +150,7 @@ class _Fake(contenders.Contender):
     library = "fake"
 
     def recipes(self, p):
-        ref = _reference(p)
+        ref = timing.reference_outputs(p)
         good = ref[0].astype(np.float32), ref[1].astype(np.float32)
 
         def broken():
